@@ -1,0 +1,72 @@
+// Record framing shared by the libxc image and the libxl stream
+// (spec/libxc.md "Record framing"): u32 type, u32 body_length, body, zero
+// padding to a multiple of 8.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+
+#include "libstream/error.h"
+#include "libstream/fields.h"
+#include "libstream/record_names.h"
+#include "libstream/source.h"
+
+namespace xenstream {
+
+struct RecordView {
+  Layer layer = Layer::kLibxc;
+  std::uint32_t type = 0;
+  std::uint32_t length = 0;     // body length, without padding
+  Bytes body;                   // `length` octets
+  Bytes padding;                // 0-7 octets after the body
+  std::uint64_t offset = 0;     // absolute offset of the record header
+  std::uint64_t index = 0;      // 0-based count of records before this one
+  ByteOrder order = ByteOrder::kLittle;
+
+  std::uint64_t body_offset() const { return offset + 8; }
+  std::uint64_t end_offset() const { return offset + 8 + length + padding.size(); }
+  bool optional() const { return (type & 0x80000000u) != 0; }
+  Fields fields() const { return Fields(body, order, body_offset()); }
+  // "record #17 PAGE_DATA at 0x1a2b40", the prefix of every record message.
+  std::string label() const;
+  // An error located in this record's body at `body_off`.
+  Error error_at(std::size_t body_off, std::string message,
+                 ErrorCode code = ErrorCode::kMalformed) const;
+};
+
+struct ReaderLimits {
+  // Largest body accepted, for both layers (Xen's REC_LENGTH_MAX).
+  std::uint32_t max_record_length = 0x08000000u;
+};
+
+// Reads records one after another from a Source.
+//
+// next() returns a view that lives until the next call to next() (or any
+// direct use of the source); it consumes the previous record first. Failure
+// is sticky: after an error every call returns the same error.
+class RecordReader {
+ public:
+  RecordReader(Source& src, ReaderLimits limits = {}) : src_(src), limits_(limits) {}
+
+  // Reads one record of `layer` in byte order `order`.
+  //   value:       the record
+  //   kTruncated:  input ended inside the header, body or padding
+  //   kLimit:      body_length above the cap (nothing is allocated)
+  Expected<RecordView> next(Layer layer, ByteOrder order);
+
+  // Consumes the record last returned, if any. Call before touching the
+  // source directly (e.g. to read the libxc headers after LIBXC_CONTEXT).
+  void release();
+
+  std::uint64_t records_read() const { return count_; }
+  Source& source() { return src_; }
+
+ private:
+  Source& src_;
+  ReaderLimits limits_;
+  std::size_t pending_ = 0;
+  std::uint64_t count_ = 0;
+  std::optional<Error> failed_;
+};
+
+}  // namespace xenstream

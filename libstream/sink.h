@@ -1,0 +1,106 @@
+// Byte sinks: where a writer's bytes go.
+//
+// A Sink takes a list of buffers and writes them in order (vectored I/O on
+// file descriptors, so page data goes from the caller's buffers to the kernel
+// without an intermediate copy). Sinks never write from a destructor: what
+// was not flushed with flush() or commit() is a bug, not a silent loss.
+//
+//   FdSink        borrows an fd (stdout, a pipe, a socket, an open file)
+//   BufferSink    appends to a std::vector (tests)
+//   AtomicFile    writes to a temporary file beside the target and renames it
+//                 into place on commit(); if never committed, the temporary
+//                 is removed, so no half-written output looks finished
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "libstream/error.h"
+#include "libstream/source.h"
+
+namespace xenstream {
+
+class Sink {
+ public:
+  virtual ~Sink() = default;
+
+  // Writes every part, in order, completely.
+  Expected<void> write(std::span<const Bytes> parts);
+  Expected<void> write(std::initializer_list<Bytes> parts) {
+    return write(std::span<const Bytes>(parts.begin(), parts.size()));
+  }
+  Expected<void> write(Bytes part) { return write(std::span<const Bytes>(&part, 1)); }
+
+  // Pushes buffered bytes to the underlying object (for layered sinks).
+  virtual Expected<void> flush() { return {}; }
+
+  // Bytes accepted so far.
+  std::uint64_t position() const { return position_; }
+
+ protected:
+  virtual Expected<void> do_write(std::span<const Bytes> parts, std::size_t total) = 0;
+
+ private:
+  std::uint64_t position_ = 0;
+};
+
+class BufferSink : public Sink {
+ public:
+  std::vector<std::byte>& data() { return data_; }
+  const std::vector<std::byte>& data() const { return data_; }
+
+ protected:
+  Expected<void> do_write(std::span<const Bytes> parts, std::size_t total) override;
+
+ private:
+  std::vector<std::byte> data_;
+};
+
+class FdSink : public Sink {
+ public:
+  explicit FdSink(int fd, std::string name) : fd_(fd), name_(std::move(name)) {}
+  int fd() const { return fd_; }
+
+ protected:
+  Expected<void> do_write(std::span<const Bytes> parts, std::size_t total) override;
+
+ private:
+  int fd_;
+  std::string name_;
+};
+
+// Output file that appears under its name only when complete.
+class AtomicFile : public FdSink {
+ public:
+  // Creates "<dir>/.<name>.partial-XXXXXX" beside `path`.
+  static Expected<std::unique_ptr<AtomicFile>> create(const std::string& path, unsigned mode = 0644);
+  ~AtomicFile() override;  // removes the temporary if not committed
+  AtomicFile(const AtomicFile&) = delete;
+  AtomicFile& operator=(const AtomicFile&) = delete;
+
+  // fsyncs when `durable`, closes, and renames over `path`.
+  Expected<void> commit(bool durable = false);
+  const std::string& temp_path() const { return temp_; }
+
+ private:
+  AtomicFile(int fd, std::string path, std::string temp);
+  std::string path_;
+  std::string temp_;
+  bool done_ = false;
+};
+
+// Output for a tool: "-" is stdout (FdSink), anything else an AtomicFile.
+// commit_output() commits an AtomicFile and flushes anything else.
+struct Output {
+  std::unique_ptr<Sink> sink;
+  AtomicFile* atomic = nullptr;  // non-owning; set when sink is an AtomicFile
+  Expected<void> commit(bool durable = false);
+};
+Expected<Output> open_output(const std::string& path);
+
+}  // namespace xenstream
