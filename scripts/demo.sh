@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# README command 1: set up, build, make a sample stream with libstream's
+# writer and show what streamverify makes of it.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+"$root/scripts/install-deps.sh"
+"$root/scripts/build.sh" "$root/build" -DCMAKE_BUILD_TYPE=Release
+sample="$root/build/sample-hvm.xl"
+"$root/build/tools/gen/streamgen" --guest hvm --container xl --pages 2048 --vcpus 2 "$sample"
+echo "== streamverify -v $sample" >&2
+"$root/build/tools/verify/streamverify" -v "$sample"

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# README command 2 (and what CI runs): set up, then build and run the whole
+# test suite three ways: a normal build, an ASan+UBSan build, and the
+# libFuzzer targets for a bounded time each; then clang-tidy.
+#   XENSTREAM_FUZZ_SECONDS  seconds per fuzz target (default 60)
+#   XENSTREAM_QUICK=1       only the normal build and its tests
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+"$root/scripts/install-deps.sh"
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "build (gcc, -Werror)"
+"$root/scripts/build.sh" "$root/build"
+step "tests"
+ctest --test-dir "$root/build" --output-on-failure -j"$(nproc)"
+[[ "${XENSTREAM_QUICK:-0}" == 1 ]] && exit 0
+
+step "build (gcc, ASan+UBSan)"
+"$root/scripts/build.sh" "$root/build-asan" -DXENSTREAM_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
+step "tests under ASan+UBSan"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir "$root/build-asan" --output-on-failure -j"$(nproc)"
+
+if [[ -x "$root/.ci/fuzz.sh" ]]; then
+  step "fuzz targets (clang-14 libFuzzer), ${XENSTREAM_FUZZ_SECONDS:-60}s each"
+  CC=clang-14 CXX=clang++-14 "$root/scripts/build.sh" "$root/build-fuzz" -DXENSTREAM_FUZZ=ON -DXENSTREAM_TESTS=OFF
+  "$root/.ci/fuzz.sh" "$root/build-fuzz" "${XENSTREAM_FUZZ_SECONDS:-60}"
+fi
+if [[ -x "$root/.ci/tidy.sh" ]]; then
+  step "clang-tidy on libstream/ and codecs/"
+  "$root/.ci/tidy.sh" "$root/build"
+fi
+step "all passed"
