@@ -1,6 +1,7 @@
 #include "libstream/headers.h"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 
 #include "libstream/format/containers.h"
@@ -102,6 +103,18 @@ bool starts_with(Bytes head, std::string_view magic) {
   return head.size() >= magic.size() && std::memcmp(head.data(), magic.data(), magic.size()) == 0;
 }
 
+// True when `head` is non-empty, shorter than `magic` and equal to its start:
+// only a truncated input looks like that.
+bool is_short_prefix(Bytes head, std::string_view magic) {
+  return !head.empty() && head.size() < magic.size() &&
+         std::memcmp(head.data(), magic.data(), head.size()) == 0;
+}
+
+template <std::size_t N>
+std::string_view as_view(const std::array<std::byte, N>& a) {
+  return std::string_view(reinterpret_cast<const char*>(a.data()), N);
+}
+
 Expected<XlHeaderInfo> read_xl(Source& src) {
   const std::uint64_t at = src.position();
   auto got = src.pull(format::xl::kHeaderSize, "the xl save header");
@@ -197,8 +210,11 @@ Expected<ContainerInfo> read_container(Source& src, FormatHint hint) {
   bool xl = hint == FormatHint::kXl;
   bool libvirt = hint == FormatHint::kLibvirt;
   if (hint == FormatHint::kAuto) {
-    xl = starts_with(*head, format::xl::kMagic);
-    libvirt = starts_with(*head, format::libvirt::kMagic);
+    // A short input that is a prefix of a magic is that header, truncated;
+    // reading it as one reports the truncation instead of "legacy".
+    xl = starts_with(*head, format::xl::kMagic) || is_short_prefix(*head, format::xl::kMagic);
+    libvirt = starts_with(*head, format::libvirt::kMagic) ||
+              is_short_prefix(*head, format::libvirt::kMagic);
   }
   if (xl) {
     auto h = read_xl(src);
@@ -220,6 +236,21 @@ Expected<ContainerInfo> read_container(Source& src, FormatHint hint) {
                           " header: no payload");
   }
   info.payload = classify_payload(*body);
+  if (info.payload == PayloadKind::kLegacy) {
+    // The input ends inside what can only be a libxl or libxc header.
+    std::array<std::byte, 12> libxc_magic{};
+    put_u64(libxc_magic.data(), fl::kImageMarker, ByteOrder::kBig);
+    put_u32(libxc_magic.data() + 8, fl::kImageId, ByteOrder::kBig);
+    std::array<std::byte, 8> libxl_magic{};
+    put_u64(libxl_magic.data(), format::libxl::kIdent, ByteOrder::kBig);
+    const std::uint64_t at = src.position();
+    if (is_short_prefix(*body, as_view(libxl_magic))) {
+      return truncated_error(at, at + sizeof(format::libxl::Header), "the libxl stream header");
+    }
+    if (is_short_prefix(*body, as_view(libxc_magic))) {
+      return truncated_error(at, at + sizeof(fl::ImageHeader), "the libxc image header");
+    }
+  }
   if (hint == FormatHint::kLibxl && info.payload != PayloadKind::kLibxl) {
     return make_error(ErrorCode::kMalformed, src.position(),
                       "expected a libxl stream (\"LibxlFmt\") here");

@@ -108,6 +108,10 @@ enum class FormatHint : std::uint8_t { kAuto, kXl, kLibvirt, kLibxl, kLibxc };
 // the payload that follows by its first octets, without consuming them. A
 // payload that is neither libxl nor libxc is reported as kLegacy: that is a
 // best-effort answer ("looks like a legacy image"); the legacy parser decides.
+// An input that ends inside a container, libxl or libxc magic (a non-empty
+// proper prefix of it) is that header truncated: kTruncated, as if the
+// header had been read, e.g. "unexpected end of data while reading the xl
+// save header [0x0, 0x30)".
 Expected<ContainerInfo> read_container(Source& src, FormatHint hint = FormatHint::kAuto);
 
 // Classifies bytes at the start of a stream (no container): what

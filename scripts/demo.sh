@@ -4,8 +4,9 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install-deps.sh"
-"$root/scripts/build.sh" "$root/build" -DCMAKE_BUILD_TYPE=Release
-sample="$root/build/sample-hvm.xl"
-"$root/build/tools/gen/streamgen" --guest hvm --container xl --pages 2048 --vcpus 2 "$sample"
+"$root/scripts/build.sh" "$root/build-release" -DCMAKE_BUILD_TYPE=Release -DXENSTREAM_TESTS=OFF
+sample="$root/build-release/sample-hvm.xl"
+"$root/build-release/tools/gen/streamgen" --guest hvm --container xl --pages 2048 --vcpus 2 \
+  --emulator-context --xenstore-data "$sample"
 echo "== streamverify -v $sample" >&2
-"$root/build/tools/verify/streamverify" -v "$sample"
+"$root/build-release/tools/verify/streamverify" -v "$sample"
