@@ -1,13 +1,13 @@
 #include "libstream/sink.h"
 
 #include <fcntl.h>
-#include <limits.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <climits>
 #include <cstring>
 
 namespace xenstream {
@@ -111,6 +111,8 @@ Expected<void> AtomicFile::commit(bool durable) {
   return {};
 }
 
+OwnedFdSink::~OwnedFdSink() { ::close(fd()); }
+
 Expected<void> Output::commit(bool durable) {
   XS_TRY(sink->flush());
   if (atomic != nullptr) return atomic->commit(durable);
@@ -121,6 +123,16 @@ Expected<Output> open_output(const std::string& path) {
   Output out;
   if (path == "-") {
     out.sink = std::make_unique<FdSink>(1, "<stdout>");
+    return out;
+  }
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    if (S_ISDIR(st.st_mode)) {
+      return make_error(ErrorCode::kUsage, 0, path + ": is a directory");
+    }
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return io_error("cannot open " + path, errno);
+    out.sink = std::make_unique<OwnedFdSink>(fd, path);
     return out;
   }
   auto file = AtomicFile::create(path);

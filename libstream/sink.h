@@ -94,7 +94,19 @@ class AtomicFile : public FdSink {
   bool done_ = false;
 };
 
-// Output for a tool: "-" is stdout (FdSink), anything else an AtomicFile.
+// An FdSink that owns its descriptor and closes it on destruction.
+class OwnedFdSink : public FdSink {
+ public:
+  OwnedFdSink(int fd, std::string name) : FdSink(fd, std::move(name)) {}
+  ~OwnedFdSink() override;
+  OwnedFdSink(const OwnedFdSink&) = delete;
+  OwnedFdSink& operator=(const OwnedFdSink&) = delete;
+};
+
+// Output for a tool: "-" is stdout (FdSink); an existing path that is not a
+// regular file (a FIFO, /dev/null, a device) is opened and written in place,
+// since renaming over it would replace the special file; anything else is an
+// AtomicFile.
 // commit_output() commits an AtomicFile and flushes anything else.
 struct Output {
   std::unique_ptr<Sink> sink;

@@ -30,11 +30,15 @@ Expected<Bytes> ZstdSource::fill(std::size_t min) {
     end_ -= begin_;
     begin_ = 0;
   }
+  // The window grows toward the request only as decompressed bytes arrive
+  // (doubling when full): a small frame that claims a huge record costs
+  // memory in proportion to what it really decompresses to.
   const std::size_t chunk = ZSTD_DStreamOutSize() * 8;
-  if (buf_.size() < std::max(min, chunk)) {
-    buf_.resize(std::min(max_window_, std::max(min, chunk)));
-  }
+  const std::size_t want = std::min(max_window_, std::max(min, chunk));
   while (end_ < min) {
+    if (end_ == buf_.size()) {
+      buf_.resize(std::min(want, std::max(2 * buf_.size(), chunk)));
+    }
     auto in = inner_->peek(ZSTD_DStreamInSize());
     if (!in) return std::move(in).error();
     if (in->empty()) {

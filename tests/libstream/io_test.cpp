@@ -423,3 +423,30 @@ TEST(MappedFile, LargeFileWalkReleasesBehindTheCursor) {
 
 }  // namespace
 }  // namespace xenstream
+
+namespace xenstream {
+namespace {
+
+// Renaming a finished temporary over /dev/null (or a FIFO) would replace the
+// special file with a regular one; open_output must write in place instead.
+TEST(OpenOutput, WritesIntoSpecialFilesInPlace) {
+  auto out = open_output("/dev/null");
+  ASSERT_TRUE(out) << out.error().describe();
+  EXPECT_EQ(out->atomic, nullptr);
+  const std::byte b[3] = {};
+  ASSERT_TRUE(out->sink->write(Bytes(b, 3)));
+  ASSERT_TRUE(out->commit());
+  struct stat st {};
+  ASSERT_EQ(::stat("/dev/null", &st), 0);
+  EXPECT_TRUE(S_ISCHR(st.st_mode));
+}
+
+TEST(OpenOutput, RefusesADirectory) {
+  auto out = open_output("/tmp");
+  ASSERT_FALSE(out);
+  EXPECT_EQ(out.error().code, ErrorCode::kUsage);
+  EXPECT_EQ(out.error().message, "/tmp: is a directory");
+}
+
+}  // namespace
+}  // namespace xenstream
