@@ -55,12 +55,12 @@ Expected<void> RecordWriter::append(std::uint32_t type, std::span<const Bytes> p
   std::array<std::byte, 8> head{};
   put_u32(head.data(), type, order_);
   put_u32(head.data() + 4, static_cast<std::uint32_t>(length), order_);
-  const std::size_t pad = static_cast<std::size_t>((8 - length % 8) % 8);
+  const auto pad = static_cast<std::size_t>((8 - length % 8) % 8);
   std::vector<Bytes> all;
   all.reserve(parts.size() + 2);
-  all.push_back(Bytes(head));
+  all.emplace_back(head);
   all.insert(all.end(), parts.begin(), parts.end());
-  all.push_back(Bytes(kZeros.data(), pad));
+  all.emplace_back(kZeros.data(), pad);
   return sink_.write(std::span<const Bytes>(all));
 }
 
@@ -138,7 +138,7 @@ Expected<void> RecordWriter::append_emulator(xl::RecordType type, std::uint32_t 
   put_u32(h.data() + 4, index, order_);
   std::vector<Bytes> parts;
   parts.reserve(data.size() + 1);
-  parts.push_back(Bytes(h));
+  parts.emplace_back(h);
   parts.insert(parts.end(), data.begin(), data.end());
   return append(static_cast<std::uint32_t>(type), std::span<const Bytes>(parts));
 }

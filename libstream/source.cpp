@@ -88,7 +88,7 @@ void MappedFile::advance(std::size_t n) {
   // Drop fully consumed 8 MiB stretches from this process's page tables; the
   // page cache keeps them, and the resident set stays flat on big files.
   constexpr std::size_t kRelease = 8u << 20;
-  const std::size_t pos = static_cast<std::size_t>(position() + n);
+  const auto pos = static_cast<std::size_t>(position() + n);
   if (pos >= released_ + 2 * kRelease) {
     const std::size_t upto = (pos - kRelease) & ~(kRelease - 1);
     madvise(static_cast<std::byte*>(base_) + released_, upto - released_, MADV_DONTNEED);
@@ -122,21 +122,23 @@ Expected<Bytes> FdSource::fill(std::size_t min) {
                       "a single read of " + hex(min) + " bytes exceeds the window cap of " +
                           hex(max_window_) + " bytes");
   }
-  // Make room: slide unconsumed bytes to the front, then grow if needed. The
-  // window grows to the largest request (never past max_window_), rounded up
-  // to whole read chunks so that reads stay large.
+  // Make room: slide unconsumed bytes to the front. The window may grow to
+  // the largest request (never past max_window_), rounded up to whole read
+  // chunks so that reads stay large; it grows only as the bytes arrive
+  // (doubling when full), so a header that claims a huge body costs memory
+  // in proportion to the input that is really there, not to the claim.
   if (begin_ > 0) {
     std::memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
     end_ -= begin_;
     begin_ = 0;
   }
-  if (buf_.size() < min || buf_.size() < kDefaultChunk) {
-    std::size_t want = std::max(min, kDefaultChunk);
-    want = std::min(max_window_, (want + kDefaultChunk - 1) / kDefaultChunk * kDefaultChunk);
-    want = std::max(want, min);
-    buf_.resize(want);
-  }
+  std::size_t want = std::max(min, kDefaultChunk);
+  want = std::min(max_window_, (want + kDefaultChunk - 1) / kDefaultChunk * kDefaultChunk);
+  want = std::max(want, min);
   while (end_ < min) {
+    if (end_ == buf_.size()) {
+      buf_.resize(std::min(want, std::max(2 * buf_.size(), kDefaultChunk)));
+    }
     const ssize_t n = ::read(fd_, buf_.data() + end_, buf_.size() - end_);
     if (n < 0) {
       if (errno == EINTR) continue;

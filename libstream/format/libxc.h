@@ -57,7 +57,7 @@ inline constexpr std::uint32_t kRecordOptional = 0x80000000u;
 inline constexpr std::uint32_t kRecordLengthMax = 0x08000000u;
 
 enum class RecordType : std::uint32_t {
-#define LIBXC_RECORD(name, value, spec, json) name = value,
+#define LIBXC_RECORD(name, value, spec, json) name = (value),
 #include "libstream/format/record_types.def"
 #undef LIBXC_RECORD
 };

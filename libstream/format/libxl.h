@@ -22,7 +22,7 @@ struct Header {
 static_assert(sizeof(Header) == 16, "spec/libxl.md, Stream header");
 
 enum class RecordType : std::uint32_t {
-#define LIBXL_RECORD(name, value, spec, json) name = value,
+#define LIBXL_RECORD(name, value, spec, json) name = (value),
 #include "libstream/format/record_types.def"
 #undef LIBXL_RECORD
 };
