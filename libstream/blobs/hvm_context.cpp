@@ -326,7 +326,7 @@ Expected<HvmContextSummary> walk_hvm_context(Bytes blob, std::uint64_t file_offs
                                              const HvmContextOptions& options) {
   HvmContextReport r = check_hvm_context(blob, file_offset, options);
   if (!r.ok()) return first_error(r.findings, "HVM context");
-  return std::move(r.summary);
+  return r.summary;
 }
 
 std::span<const RuleInfo> hvm_context_rules() { return kRules; }

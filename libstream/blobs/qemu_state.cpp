@@ -112,7 +112,7 @@ bool Walker::plausible_token(std::size_t at) const {
       return plausible_header(at);
     case kQemuSectionPart:
     case kQemuSectionEnd:
-      return fits(at, 5) && open_.count(f_.u32(at + 1)) != 0;
+      return fits(at, 5) && open_.contains(f_.u32(at + 1));
     case kQemuCommand: {
       // A run of commands must end in another plausible token. Walked in a
       // loop (not recursion) and capped, so that octets imitating commands
@@ -301,7 +301,7 @@ QemuStateReport Walker::run() {
           return std::move(report_);
         }
         sec.section_id = f_.u32(pos + 1);
-        if (open_.count(sec.section_id) == 0) {
+        if (!open_.contains(sec.section_id)) {
           add(4, pos + 1, std::string(qemu_token_name(t)) + " for section " +
                               std::to_string(sec.section_id) + ", which no SECTION_START opened");
           return std::move(report_);
