@@ -46,6 +46,10 @@ class StreamCursor {
   // True after the outermost END record.
   bool done() const { return state_ == State::kDone; }
 
+  // Consumes the record last returned, leaving the source just past it
+  // (e.g. after END, for a caller that reads on from the same source).
+  void release() { reader_.release(); }
+
   // After done(): checks that nothing follows the END record.
   //   value:      end of input
   //   kMalformed: trailing bytes; the error gives their range

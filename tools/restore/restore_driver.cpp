@@ -1,0 +1,500 @@
+#include "tools/restore/restore_driver.h"
+
+#include <sys/wait.h>
+
+#include <map>
+
+#include "libstream/format/libxc.h"
+#include "libstream/format/libxl.h"
+#include "libstream/stream_cursor.h"
+#include "tools/restore/emulator_replay.h"
+#include "tools/restore/process.h"
+
+namespace xenstream::restore {
+
+namespace xc = format::libxc;
+namespace xl = format::libxl;
+
+int exit_status(RestoreStatus status) {
+  switch (status) {
+    case RestoreStatus::kComplete: return 0;
+    case RestoreStatus::kInvalid: return 1;
+    case RestoreStatus::kIoError: return 2;
+    case RestoreStatus::kFailover: return 3;
+    case RestoreStatus::kReplayFailed: return 4;
+  }
+  return 2;
+}
+
+std::string_view status_name(RestoreStatus status) {
+  switch (status) {
+    case RestoreStatus::kComplete: return "complete";
+    case RestoreStatus::kInvalid: return "invalid";
+    case RestoreStatus::kIoError: return "io-error";
+    case RestoreStatus::kFailover: return "failover";
+    case RestoreStatus::kReplayFailed: return "replay-failed";
+  }
+  return "unknown";
+}
+
+namespace {
+
+// Errors from handle() with code kIo or kUsage are the backend's (the disk
+// failed); every other code means the stream asked for something wrong.
+bool is_backend_fault(const Error& e) { return e.code == ErrorCode::kIo || e.code == ErrorCode::kUsage; }
+
+class Driver {
+ public:
+  Driver(Source& src, const ContainerInfo& container, Backend& backend, const RestoreOptions& o)
+      : src_(src), container_(container), be_(backend), o_(o), cur_(src, container.payload) {}
+
+  RestoreReport run();
+
+ private:
+  Expected<void> handle(const RecordView& rec);
+  Expected<void> handle_libxc(const RecordView& rec);
+  Expected<void> handle_libxl(const RecordView& rec);
+  Expected<void> start_domain();
+  Expected<void> commit_checkpoint();
+  Expected<void> require(bool hvm, const RecordView& rec);
+  void skip(const RecordView& rec);
+
+  RestoreReport stream_broke(Error e);
+  RestoreReport backend_failed(Error e);
+  RestoreReport completed();
+  void replay();
+  void finish(Outcome outcome, std::optional<Error> reason);
+  void report_progress(bool done);
+  StreamFacts facts();
+
+  Source& src_;
+  const ContainerInfo& container_;
+  Backend& be_;
+  const RestoreOptions& o_;
+  StreamCursor cur_;
+  RestoreReport report_;
+  StreamFacts facts_;
+  std::map<std::pair<Layer, std::uint32_t>, std::uint64_t> skipped_;
+  std::optional<DomainHeaderInfo> domain_;
+  bool saw_libxc_context_ = false;
+  bool in_checkpoint_ = false;         // libxc CHECKPOINT seen, CHECKPOINT_END not yet
+  bool after_checkpoint_end_ = false;  // where COLO's CHECKPOINT_STATE goes
+  bool verify_ = false;
+  bool saw_pv_info_ = false;
+  bool saw_static_data_end_ = false;
+  std::uint64_t commits_ = 0;
+  std::optional<Error> stop_;          // the hook failed after a commit
+};
+
+StreamFacts Driver::facts() {
+  StreamFacts f = facts_;
+  f.stream_offset = cur_.position();
+  for (const auto& [key, count] : skipped_) f.skipped.push_back({key.first, key.second, count});
+  return f;
+}
+
+void Driver::report_progress(bool done) {
+  if (!o_.progress) return;
+  Progress p;
+  p.bytes = cur_.position();
+  p.size_hint = src_.size_hint();
+  p.pages = report_.pages;
+  p.checkpoints = report_.checkpoints;
+  p.done = done;
+  o_.progress(p);
+}
+
+RestoreReport Driver::run() {
+  if (auto st = cur_.start(); !st) return stream_broke(std::move(st).error());
+  while (!cur_.done()) {
+    auto rec = cur_.next();
+    if (!rec) return stream_broke(std::move(rec).error());
+    if (auto r = handle(*rec); !r) {
+      Error e = std::move(r).error();
+      return is_backend_fault(e) ? backend_failed(std::move(e)) : stream_broke(std::move(e));
+    }
+    if (stop_) {
+      // The hook refused the checkpoint just committed: stop there.
+      report_.bytes = cur_.position();
+      report_.status = RestoreStatus::kFailover;
+      report_.error = stop_;
+      finish(Outcome::kFailover, stop_);
+      report_progress(true);
+      return report_;
+    }
+    report_progress(false);
+  }
+  return completed();
+}
+
+// ---------------------------------------------------------------------------
+// Records
+
+Expected<void> Driver::start_domain() {
+  const ImageHeaderInfo& ih = *cur_.libxc_image();
+  const DomainHeaderInfo& dh = *cur_.libxc_domain();
+  if (ih.version != xc::kVersion2 && ih.version != xc::kVersion3) {
+    return make_error(ErrorCode::kUnsupported, ih.offset + 12,
+                      "libxc image version " + std::to_string(ih.version) +
+                          ": Xen restores versions 2 and 3 only");
+  }
+  if (!dh.is_pv() && !dh.is_hvm()) {
+    return make_error(ErrorCode::kUnsupported, dh.offset,
+                      "libxc domain type " + hex(dh.type) + ": only x86 PV (1) and HVM (2) exist");
+  }
+  if (dh.page_shift != xc::kPageShiftX86) {
+    return make_error(ErrorCode::kUnsupported, dh.offset + 4,
+                      "libxc domain header: page_shift " + std::to_string(dh.page_shift) +
+                          ", Xen restores 12 (4 KiB pages) only");
+  }
+  domain_ = dh;
+  DomainInfo info;
+  info.container = container_;
+  info.libxl = cur_.libxl_header();
+  info.image = ih;
+  info.domain = dh;
+  info.domid = o_.domid;
+  info.compressed = o_.compressed;
+  return be_.start(info);
+}
+
+Expected<void> Driver::require(bool hvm, const RecordView& rec) {
+  if (domain_->is_hvm() == hvm) return {};
+  return rec.error_at(0, std::string("a ") + (hvm ? "HVM" : "PV") + " record in " +
+                             (hvm ? "a PV" : "an HVM") + " stream (Xen refuses it)",
+                      ErrorCode::kMalformed);
+}
+
+void Driver::skip(const RecordView& rec) { ++skipped_[{rec.layer, rec.type}]; }
+
+Expected<void> Driver::handle(const RecordView& rec) {
+  if (rec.layer == Layer::kLibxc) {
+    if (!domain_) XS_TRY(start_domain());
+    after_checkpoint_end_ = false;
+    return handle_libxc(rec);
+  }
+  return handle_libxl(rec);
+}
+
+Expected<void> Driver::handle_libxc(const RecordView& rec) {
+  using T = xc::RecordType;
+  switch (static_cast<T>(rec.type)) {
+    case T::kEnd:
+      return {};
+    case T::kPageData: {
+      auto v = decode_page_data(rec);
+      if (!v) return std::move(v).error();
+      for (std::uint32_t i = 0; i < v->count; ++i) {
+        if (v->pfn(i) > o_.limits.max_pfn) {
+          return rec.error_at(8 + 8 * std::size_t{i},
+                              "pfn[" + std::to_string(i) + "] " + hex(v->pfn(i)) +
+                                  " is above the highest pfn accepted, " + hex(o_.limits.max_pfn),
+                              ErrorCode::kLimit);
+        }
+      }
+      if (verify_) {
+        auto m = be_.verify_pages(*v);
+        if (!m) return std::move(m).error();
+        facts_.verify_pages += v->data_pages;
+        facts_.verify_mismatches += *m;
+        return {};
+      }
+      report_.pages += v->data_pages;
+      return be_.apply_pages(*v);
+    }
+    case T::kX86PvInfo: {
+      XS_TRY(require(false, rec));
+      if (saw_pv_info_) return rec.error_at(0, "a second X86_PV_INFO (Xen refuses it)");
+      saw_pv_info_ = true;
+      auto v = decode_x86_pv_info(rec);
+      if (!v) return std::move(v).error();
+      return be_.set_x86_pv_info(*v);
+    }
+    case T::kX86PvP2mFrames: {
+      XS_TRY(require(false, rec));
+      auto v = decode_p2m_frames(rec);
+      if (!v) return std::move(v).error();
+      return be_.set_p2m_frames(*v);
+    }
+    case T::kX86PvVcpuBasic:
+    case T::kX86PvVcpuExtended:
+    case T::kX86PvVcpuXsave:
+    case T::kX86PvVcpuMsrs: {
+      XS_TRY(require(false, rec));
+      auto v = decode_vcpu_blob(rec);
+      if (!v) return std::move(v).error();
+      // Xen 4.6-4.8 could send these with an empty blob; Xen ignores them.
+      if (v->blob.size() == 0) return {};
+      if (v->vcpu_id > o_.limits.max_vcpu_id) {
+        return rec.error_at(0, "vcpu_id " + std::to_string(v->vcpu_id) + " is above the highest accepted, " +
+                                   std::to_string(o_.limits.max_vcpu_id),
+                            ErrorCode::kLimit);
+      }
+      const VcpuRecord kind = rec.type == static_cast<std::uint32_t>(T::kX86PvVcpuBasic)      ? VcpuRecord::kBasic
+                              : rec.type == static_cast<std::uint32_t>(T::kX86PvVcpuExtended) ? VcpuRecord::kExtended
+                              : rec.type == static_cast<std::uint32_t>(T::kX86PvVcpuXsave)    ? VcpuRecord::kXsave
+                                                                                              : VcpuRecord::kMsrs;
+      return be_.set_vcpu(kind, v->vcpu_id, v->blob.bytes());
+    }
+    case T::kSharedInfo:
+      XS_TRY(require(false, rec));
+      if (rec.length != xc::kPageSize) {
+        return rec.error_at(0, "body is " + std::to_string(rec.length) + " octets, expected 4096");
+      }
+      return be_.set_shared_info(rec.body);
+    case T::kX86TscInfo: {
+      auto v = decode_tsc_info(rec);
+      if (!v) return std::move(v).error();
+      return be_.set_tsc_info(*v);
+    }
+    case T::kHvmContext:
+      XS_TRY(require(true, rec));
+      if (rec.length == 0) return rec.error_at(0, "empty HVM context (Xen refuses it)");
+      return be_.set_hvm_context(rec.body);
+    case T::kHvmParams: {
+      XS_TRY(require(true, rec));
+      auto v = decode_hvm_params(rec);
+      if (!v) return std::move(v).error();
+      return be_.set_hvm_params(*v);
+    }
+    case T::kToolstack:
+      return rec.error_at(0, "TOOLSTACK records cannot be restored (Xen refuses them too)",
+                          ErrorCode::kUnsupported);
+    case T::kVerify:
+      verify_ = true;
+      return {};
+    case T::kCheckpoint:
+      facts_.checkpointed = true;
+      report_.checkpointed = true;
+      if (cur_.libxl_header()) {
+        in_checkpoint_ = true;  // the libxl records of this checkpoint follow
+        return {};
+      }
+      return commit_checkpoint();
+    case T::kCheckpointDirtyPfnList:
+      return rec.error_at(0, "CHECKPOINT_DIRTY_PFN_LIST belongs to COLO's back channel, not to the "
+                             "stream a secondary restores");
+    case T::kStaticDataEnd:
+      if (saw_static_data_end_) return rec.error_at(0, "a second STATIC_DATA_END (Xen refuses it)");
+      saw_static_data_end_ = true;
+      return be_.static_data_end();
+    case T::kX86CpuidPolicy:
+    case T::kX86MsrPolicy: {
+      const bool cpuid = rec.type == static_cast<std::uint32_t>(T::kX86CpuidPolicy);
+      const std::uint32_t unit = cpuid ? xc::kCpuidLeafSize : xc::kMsrEntrySize;
+      if (rec.length == 0 || rec.length % unit != 0) {
+        return rec.error_at(0, "body is " + std::to_string(rec.length) +
+                                   " octets, expected a non-zero multiple of " + std::to_string(unit));
+      }
+      return be_.set_cpu_policy(cpuid ? CpuPolicy::kCpuid : CpuPolicy::kMsr, rec.body);
+    }
+  }
+  if (rec.optional()) {
+    skip(rec);
+    return {};
+  }
+  return rec.error_at(0, "unknown mandatory libxc record type " + hex(rec.type), ErrorCode::kUnsupported);
+}
+
+Expected<void> Driver::handle_libxl(const RecordView& rec) {
+  using T = xl::RecordType;
+  const bool at_checkpoint_end = after_checkpoint_end_;
+  after_checkpoint_end_ = false;
+  switch (static_cast<T>(rec.type)) {
+    case T::kEnd:
+      if (in_checkpoint_) return rec.error_at(0, "END inside a checkpoint, before its CHECKPOINT_END");
+      if (!saw_libxc_context_) {
+        return rec.error_at(0, "the stream ends without a LIBXC_CONTEXT record: it holds no domain");
+      }
+      return {};
+    case T::kLibxcContext:
+      if (saw_libxc_context_) return rec.error_at(0, "a second LIBXC_CONTEXT");
+      saw_libxc_context_ = true;
+      return {};
+    case T::kEmulatorXenstoreData:
+    case T::kEmulatorContext: {
+      if (!domain_) return rec.error_at(0, "an emulator record before the libxc image");
+      XS_TRY(require(true, rec));
+      auto em = decode_emulator(rec);
+      if (!em) return std::move(em).error();
+      if (rec.type == static_cast<std::uint32_t>(T::kEmulatorContext)) {
+        return be_.set_emulator_context(em->id, em->index, em->data.bytes());
+      }
+      auto pairs = decode_xenstore_pairs(rec, *em);
+      if (!pairs) return std::move(pairs).error();
+      for (const auto& [k, v] : *pairs) {
+        // libxl refuses empty and absolute keys: they would escape the
+        // device model's xenstore directory.
+        if (k.empty() || k[0] == '/') {
+          return rec.error_at(8, "xenstore key \"" + k + "\" is " + (k.empty() ? "empty" : "absolute") +
+                                     " (libxl refuses it)");
+        }
+      }
+      return be_.set_emulator_xenstore(em->id, em->index, *pairs);
+    }
+    case T::kCheckpointEnd:
+      if (!in_checkpoint_) return rec.error_at(0, "CHECKPOINT_END outside a checkpoint");
+      in_checkpoint_ = false;
+      after_checkpoint_end_ = true;
+      return commit_checkpoint();
+    case T::kCheckpointState: {
+      if (!at_checkpoint_end) {
+        return rec.error_at(0, "CHECKPOINT_STATE is only valid between a CHECKPOINT_END and the next "
+                               "checkpoint's libxc records");
+      }
+      auto id = decode_checkpoint_state(rec);
+      if (!id) return std::move(id).error();
+      if (*id != xl::kCheckpointNew) {
+        return rec.error_at(0, "CHECKPOINT_STATE control id " + std::to_string(*id) +
+                                   ": only 0 (CHECKPOINT_NEW) travels on the forward stream");
+      }
+      facts_.colo = true;
+      return {};
+    }
+  }
+  if (rec.optional()) {
+    skip(rec);
+    return {};
+  }
+  return rec.error_at(0, "unknown mandatory libxl record type " + hex(rec.type), ErrorCode::kUnsupported);
+}
+
+Expected<void> Driver::commit_checkpoint() {
+  const std::uint64_t k = report_.checkpoints + 1;
+  XS_TRY(be_.commit(CommitInfo{k, facts()}));
+  ++commits_;
+  report_.checkpoints = k;
+  if (!o_.on_checkpoint.empty()) {
+    auto env = o_.hook_env;
+    env.emplace_back("XENSTREAM_CHECKPOINT", std::to_string(k));
+    auto status = run_hook(o_.on_checkpoint, env);
+    if (!status) return std::move(status).error();
+    if (!(WIFEXITED(*status) && WEXITSTATUS(*status) == 0)) {
+      stop_ = make_error(ErrorCode::kUnsupported, cur_.position(),
+                         "the --on-checkpoint command " + describe_wait_status(*status) +
+                             " after checkpoint " + std::to_string(k) + "; stopping there");
+    }
+  }
+  return {};
+}
+
+// ---------------------------------------------------------------------------
+// Endings
+
+void Driver::replay() {
+  if (o_.emulator_exec.empty()) return;
+  auto files = be_.emulator_files();
+  if (!files) {
+    report_.warnings.push_back("--emulator-exec was given but the restored domain has no emulator "
+                               "context; no device model was started");
+    return;
+  }
+  ReplayOptions ro;
+  ro.command = o_.emulator_exec;
+  ro.files = *files;
+  ro.domid = o_.domid;
+  ro.timeout = o_.emulator_timeout;
+  ro.env = o_.hook_env;
+  auto r = replay_emulator(ro);
+  if (r) {
+    report_.replay = std::move(r).value();
+  } else {
+    ReplayRecord failed;
+    failed.command = o_.emulator_exec;
+    failed.log_file = files->log_file;
+    failed.message = r.error().message;
+    report_.replay = failed;
+  }
+}
+
+void Driver::finish(Outcome outcome, std::optional<Error> reason) {
+  replay();
+  FinishInfo fi;
+  fi.outcome = outcome;
+  fi.checkpoints = report_.checkpoints;
+  fi.reason = std::move(reason);
+  fi.facts = facts();
+  fi.replay = report_.replay;
+  fi.warnings = report_.warnings;
+  if (auto r = be_.finish(fi); !r) {
+    if (report_.error) report_.warnings.push_back("the restore stopped because: " + report_.error->describe());
+    report_.status = RestoreStatus::kIoError;
+    report_.error = std::move(r).error();
+    return;
+  }
+  if (report_.replay && !report_.replay->ok) report_.status = RestoreStatus::kReplayFailed;
+}
+
+RestoreReport Driver::completed() {
+  cur_.release();
+  report_.bytes = cur_.position();
+  if (facts_.checkpointed) {
+    if (be_.has_uncommitted()) {
+      report_.warnings.push_back(
+          "records after checkpoint " + std::to_string(report_.checkpoints) +
+          " were not committed: a checkpointed stream commits only when a checkpoint is "
+          "complete, and Xen drops such records at END too");
+    }
+  } else if (auto r = be_.commit(CommitInfo{0, facts()}); !r) {
+    return backend_failed(std::move(r).error());
+  } else {
+    ++commits_;
+  }
+  if (o_.check_trailing) {
+    if (auto t = cur_.finish(); !t) report_.warnings.push_back(t.error().describe());
+  }
+  report_.status = RestoreStatus::kComplete;
+  finish(Outcome::kComplete, std::nullopt);
+  report_progress(true);
+  return report_;
+}
+
+RestoreReport Driver::stream_broke(Error e) {
+  report_.bytes = cur_.position();
+  if (commits_ == 0) {
+    be_.abandon();
+    report_.status = e.code == ErrorCode::kIo ? RestoreStatus::kIoError : RestoreStatus::kInvalid;
+    report_.error = std::move(e);
+    return report_;
+  }
+  report_.status = RestoreStatus::kFailover;
+  report_.error = e;
+  finish(Outcome::kFailover, std::move(e));
+  report_progress(true);
+  return report_;
+}
+
+RestoreReport Driver::backend_failed(Error e) {
+  report_.bytes = cur_.position();
+  report_.status = RestoreStatus::kIoError;
+  if (commits_ == 0) {
+    be_.abandon();
+  } else {
+    FinishInfo fi;
+    fi.outcome = Outcome::kFailover;
+    fi.checkpoints = report_.checkpoints;
+    fi.reason = e;
+    fi.facts = facts();
+    if (auto r = be_.finish(fi); !r) report_.warnings.push_back(r.error().message);
+  }
+  report_.error = std::move(e);
+  return report_;
+}
+
+}  // namespace
+
+RestoreReport restore_stream(Source& src, const ContainerInfo& container, Backend& backend,
+                             const RestoreOptions& options) {
+  if (container.payload != PayloadKind::kLibxl && container.payload != PayloadKind::kLibxc) {
+    RestoreReport r;
+    r.status = RestoreStatus::kInvalid;
+    r.error = make_error(ErrorCode::kUnsupported, container.payload_offset,
+                         "a legacy (pre-Xen 4.6) image is not a v2 stream; convert it with streamconv first");
+    backend.abandon();
+    return r;
+  }
+  Driver d(src, container, backend, options);
+  return d.run();
+}
+
+}  // namespace xenstream::restore
