@@ -60,15 +60,6 @@ bool all_digits(const std::string& s) {
   return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos;
 }
 
-// An output that is not a regular file (a device such as /dev/null, a FIFO)
-// is written in place: renaming a temporary file over it would replace the
-// device node.
-class OwnedFdSink : public FdSink {
- public:
-  OwnedFdSink(int fd, std::string name) : FdSink(fd, std::move(name)) {}
-  ~OwnedFdSink() override { ::close(fd()); }
-};
-
 // Progress on a terminal: rewrites one stderr line a few times a second.
 class Progress {
  public:
@@ -235,22 +226,13 @@ int main(int argc, char** argv) {
       say("error: ", "refusing to write a binary stream to a terminal; redirect stdout");
       return kExitUsage;
     }
-    struct stat st {};
-    if (out_name != "-" && ::stat(out_name.c_str(), &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
-      const int fd = ::open(out_name.c_str(), O_WRONLY | O_CLOEXEC);
-      if (fd < 0) {
-        say("error: ", "cannot open " + out_name + ": " + std::strerror(errno));
-        return kExitUsage;
-      }
-      output.sink = std::make_unique<OwnedFdSink>(fd, out_name);
-    } else {
-      auto o = open_output(out_name);
-      if (!o) {
-        say("error: ", o.error().message);
-        return kExitUsage;
-      }
-      output = std::move(o).value();
+    // open_output writes devices and FIFOs in place and regular files atomically.
+    auto o = open_output(out_name);
+    if (!o) {
+      say("error: ", o.error().message);
+      return kExitUsage;
     }
+    output = std::move(o).value();
   }
   const bool atomic = output.atomic != nullptr;
 

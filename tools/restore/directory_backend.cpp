@@ -1,3 +1,4 @@
+#include "tools/restore/manifest.h"
 #include "tools/restore/directory_backend.h"
 
 #include <dirent.h>
@@ -525,13 +526,13 @@ Expected<void> DirectoryBackend::do_commit(const CommitInfo& info) {
     return io_error("cannot size memory.raw to " + hex(j.memory_size), errno);
   }
   if (xenstore_dirty_) {
-    XS_TRY(stage_file(kXenstoreName, as_bytes(xenstore_json(pending_).dump(2) + "\n")));
+    XS_TRY(stage_file(kXenstoreName, as_bytes(json_text(xenstore_json(pending_), 2) + "\n")));
   }
   pending_.files.insert(staged_files_.begin(), staged_files_.end());
   const json manifest = build_manifest(
       ManifestInput{&info_, &pending_, &map_, k, &info.facts, "in-progress", nullptr});
   XS_TRY(write_file_at(stage_fd_.get(), kManifestName,
-                       std::initializer_list<Bytes>{as_bytes(manifest.dump(2) + "\n")}, opts_.fsync));
+                       std::initializer_list<Bytes>{as_bytes(json_text(manifest, 2) + "\n")}, opts_.fsync));
   if (opts_.fsync) {
     if (commits_ == 0) XS_TRY(fsync_fd(mem_fd_.get(), "memory.raw"));
     if (pages_fd_.valid()) XS_TRY(fsync_fd(pages_fd_.get(), "the staged pages"));
@@ -618,7 +619,7 @@ Expected<void> DirectoryBackend::finish(const FinishInfo& info) {
   const json manifest = build_manifest(
       ManifestInput{&info_, &committed_, &map_, checkpoint_, &info.facts, status, &info});
   XS_TRY(write_file_at(work_fd_.get(), kManifestTmpName,
-                       std::initializer_list<Bytes>{as_bytes(manifest.dump(2) + "\n")}, opts_.fsync));
+                       std::initializer_list<Bytes>{as_bytes(json_text(manifest, 2) + "\n")}, opts_.fsync));
   if (::renameat(work_fd_.get(), kManifestTmpName, dir_fd_.get(), kManifestName) != 0) {
     return io_error("cannot move the final manifest into place", errno);
   }

@@ -10,14 +10,19 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "codecs/open_input.h"
 #include "libstream/headers.h"
+#include "tools/restore/manifest.h"
 #include "tools/restore/directory_backend.h"
 #include "tools/restore/restore_driver.h"
+#include "tools/elfcore/elfcore.h"
+#include "tools/migrate/xl_migrate.h"
 
 namespace {
 
@@ -126,7 +131,7 @@ int recover(const std::string& dir, bool json_out) {
   if (json_out) {
     nlohmann::json j = {{"action", action}, {"restored", r->has_manifest}, {"status", r->status}};
     j["checkpoints"] = r->checkpoints ? nlohmann::json(*r->checkpoints) : nlohmann::json();
-    std::cout << j.dump() << "\n";
+    std::cout << json_text(j) << "\n";
   } else {
     std::string what = r->has_manifest ? "holds a restored domain" : "holds no restored domain";
     if (r->checkpoints && *r->checkpoints > 0) what += " at checkpoint " + std::to_string(*r->checkpoints);
@@ -163,6 +168,9 @@ int main(int argc, char** argv) {
   bool quiet = false;
   bool json_out = false;
   std::string recover_dir;
+  bool xl_migrate_receive = false;
+  bool remus = false;
+  std::string elf_path;
   app.add_option("input", input, "stream to restore, or - for stdin");
   app.add_option("-o,--out", out, "directory to create (or an empty one)");
   app.add_option("--format", format, "container/payload: auto, xl, libvirt, libxl, libxc")
@@ -180,6 +188,16 @@ int main(int argc, char** argv) {
   app.add_flag("--fsync", fsync, "make every commit durable (fsync files and directories)");
   app.add_flag("-q,--quiet", quiet, "no progress and no warnings");
   app.add_flag("--json", json_out, "print the outcome as JSON on stdout");
+  app.add_flag("--xl-migrate-receive", xl_migrate_receive,
+               "be the receiving end of `xl migrate -s '' DOMID 'ssh HOST streamrestore "
+               "--xl-migrate-receive --out DIR'`: speak xl's migrate-receive protocol on stdin/stdout "
+               "(--json then goes to stderr)");
+  app.add_flag("-r,--remus", remus,
+               "with --xl-migrate-receive: be an `xl remus` secondary (migrate-receive -r): take "
+               "checkpoints until the primary goes away, then fail over (exit 3)");
+  app.add_option("--elf", elf_path,
+                 "also write the restored memory as an ELF64 core file (one PT_LOAD per run of "
+                 "present pfns, guest-physical addresses in p_paddr); without --out, DIR is temporary");
   app.add_option("--recover", recover_dir,
                  "finish or roll back an interrupted restore in this directory, then exit");
   try {
@@ -198,12 +216,99 @@ int main(int argc, char** argv) {
     }
     return recover(recover_dir, json_out);
   }
+  if (remus && !xl_migrate_receive) {
+    print_error("error: -r/--remus needs --xl-migrate-receive");
+    return kExitUsage;
+  }
+  if (xl_migrate_receive) {
+    if (!input.empty() && input != "-") {
+      print_error("error: --xl-migrate-receive reads the sender on stdin; give no input (or -)");
+      return kExitUsage;
+    }
+    input = "-";
+  }
+  // --elf without --out: restore into a temporary DIR beside FILE, removed at the end.
+  std::string temp_out;
+  if (out.empty() && !elf_path.empty()) {
+    std::string t = elf_path + ".restore-XXXXXX";
+    if (::mkdtemp(t.data()) == nullptr) {
+      print_error("error: cannot create a temporary directory beside " + elf_path);
+      return kExitUsage;
+    }
+    out = temp_out = t;
+  }
+  struct TempRemover {
+    std::string dir;
+    ~TempRemover() {
+      if (!dir.empty()) std::filesystem::remove_all(dir);
+    }
+  } temp_remover{temp_out};
   if (input.empty() || out.empty()) {
-    print_error("error: an input (file or -) and --out DIR are required; see --help");
+    print_error("error: an input (file or -) and --out DIR (or --elf FILE) are required; see --help");
     return kExitUsage;
   }
 
   if (input == "-") widen_pipe(0);
+  if (xl_migrate_receive) {
+    // stdout is the protocol channel: nothing else may be written there.
+    std::optional<RestoreReport> last;
+    auto restore_fn = [&](Source& src, const ContainerInfo& container) {
+      DirectoryOptions dopts;
+      dopts.dir = out;
+      dopts.fsync = fsync;
+      dopts.domid = domid;
+      auto backend = DirectoryBackend::create(dopts);
+      if (!backend) {
+        print_error("error: " + backend.error().message);
+        return kExitUsage;
+      }
+      RestoreOptions ropts;
+      ropts.domid = domid;
+      ropts.on_checkpoint = on_checkpoint;
+      ropts.hook_env = {{"XENSTREAM_DIR", out}};
+      ropts.emulator_exec = emulator_exec;
+      ropts.emulator_timeout = std::chrono::milliseconds(static_cast<long long>(emulator_timeout * 1000));
+      ropts.check_trailing = false;  // the protocol goes on after END on the same fd
+      last = restore_stream(src, container, **backend, ropts);
+      return exit_status(last->status);
+    };
+    migrate::ReceiverOptions mopts;
+    mopts.remus = remus;
+    auto rep = migrate::run_xl_migrate_receiver(0, 1, restore_fn, mopts);
+    int rc = 0;
+    if (!rep) {
+      if (last && last->error) print_error("error: restore: " + last->error->describe());
+      print_error("error: xl migrate-receive: " + rep.error().describe());
+      rc = last ? (exit_status(last->status) != 0 ? exit_status(last->status) : 1) : 1;
+    } else {
+      print_error(std::string("xl migrate-receive: ") +
+                  (rep->outcome == migrate::ReceiverOutcome::kFailover ? "failover: " + out + " holds checkpoint " +
+                                                                             std::to_string(last->checkpoints)
+                   : rep->outcome == migrate::ReceiverOutcome::kComplete ? "stream complete"
+                                                                          : "domain received and cleared to unpause") +
+                  "; domain config (" + std::to_string(rep->config.size()) + " octets, " +
+                  (rep->config_json ? "JSON" : "xl format") + ") kept in " + out);
+      rc = rep->outcome == migrate::ReceiverOutcome::kFailover ? 3 : 0;
+    }
+    if (rc == 0 || rc == 3) {
+      if (!elf_path.empty()) {
+        auto e = elfcore::write_elf_core(out, elf_path);
+        if (!e) {
+          print_error("error: --elf: " + e.error().message);
+          rc = kExitUsage;
+        }
+      }
+    }
+    if (json_out && last) {
+      nlohmann::json j = {{"status", std::string(status_name(last->status))},
+                          {"exit", rc},
+                          {"checkpoints", last->checkpoints},
+                          {"protocol", rep ? "ok" : rep.error().message},
+                          {"config", rep ? rep->config : std::string()}};
+      std::cerr << json_text(j) << "\n";
+    }
+    return rc;
+  }
   auto opened = codecs::open_input(input);
   if (!opened) {
     print_error("error: " + opened.error().message);
@@ -240,6 +345,15 @@ int main(int argc, char** argv) {
 
   const RestoreReport report = restore_stream(src, *container, **backend, ropts);
   progress.close();
+  int elf_rc = 0;
+  if (!elf_path.empty() && (report.status == RestoreStatus::kComplete || report.status == RestoreStatus::kFailover ||
+                            report.status == RestoreStatus::kReplayFailed)) {
+    auto e = elfcore::write_elf_core(out, elf_path);
+    if (!e) {
+      print_error("error: --elf: " + e.error().message);
+      elf_rc = kExitUsage;
+    }
+  }
 
   if (!quiet) {
     for (const auto& w : report.warnings) print_error("warning: " + w);
@@ -285,7 +399,7 @@ int main(int argc, char** argv) {
       j["emulator_replay"] = {{"ok", report.replay->ok}, {"message", report.replay->message}};
       j["emulator_replay"]["pid"] = report.replay->pid ? nlohmann::json(*report.replay->pid) : nlohmann::json();
     }
-    std::cout << j.dump() << "\n";
+    std::cout << json_text(j) << "\n";
   }
-  return exit_status(report.status);
+  return elf_rc != 0 ? elf_rc : exit_status(report.status);
 }

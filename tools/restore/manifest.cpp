@@ -258,4 +258,8 @@ json build_manifest(const ManifestInput& in) {
   return m;
 }
 
+std::string json_text(const nlohmann::json& j, int indent) {
+  return j.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 }  // namespace xenstream::restore

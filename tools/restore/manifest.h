@@ -83,4 +83,9 @@ nlohmann::json build_manifest(const ManifestInput& in);
 
 nlohmann::json xenstore_json(const DomainState& state);
 
+// Serialises JSON for a file or a terminal. Strings from the stream (xenstore
+// keys, names) need not be UTF-8: invalid octets become U+FFFD instead of
+// throwing (indent -1 = one line).
+std::string json_text(const nlohmann::json& j, int indent = -1);
+
 }  // namespace xenstream::restore

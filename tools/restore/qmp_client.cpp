@@ -1,3 +1,4 @@
+#include "tools/restore/manifest.h"
 #include "tools/restore/qmp_client.h"
 
 #include <poll.h>
@@ -30,7 +31,7 @@ Expected<QmpClient> QmpClient::connect(const std::string& socket_path, Clock::ti
   auto hello = c.read_message(deadline);
   if (!hello) return std::move(hello).error();
   if (!hello->contains("QMP")) {
-    return make_error(ErrorCode::kUnsupported, 0, "QMP greeting expected, got " + hello->dump());
+    return make_error(ErrorCode::kUnsupported, 0, "QMP greeting expected, got " + json_text(*hello));
   }
   c.greeting_ = std::move(hello).value();
   auto caps = c.execute("qmp_capabilities", json(), deadline);
@@ -97,7 +98,7 @@ Expected<json> QmpClient::execute(const std::string& command, const json& argume
     if (auto r = msg->find("return"); r != msg->end()) return *r;
     if (auto e = msg->find("error"); e != msg->end()) {
       std::string cls = "Error";
-      std::string desc = e->dump();
+      std::string desc = json_text(*e);
       if (e->is_object()) {
         if (auto c = e->find("class"); c != e->end() && c->is_string()) cls = c->get<std::string>();
         if (auto d = e->find("desc"); d != e->end() && d->is_string()) desc = d->get<std::string>();
