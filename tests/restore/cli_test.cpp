@@ -127,6 +127,22 @@ TEST_F(CliTest, BrokenBeforeTheFirstCheckpointExitsOneAndLeavesNothing) {
   EXPECT_NE(::stat((root_ + "/d").c_str(), &st), 0);
 }
 
+// issue 6, resource bounds: a stream that claims more memory than allowed
+// fails before anything is written for it.
+TEST_F(CliTest, MaxMemoryRefusesPagesAboveItBeforeWritingThem) {
+  const BuiltStream b = build_stream(small_checkpointed_hvm(3));
+  const std::string in = file("s", Bytes(b.bytes));
+  const CliRun small = run({in, "--out", root_ + "/d", "--max-memory", "4K"});
+  EXPECT_EQ(small.exit, 1) << small.err;
+  EXPECT_NE(small.err.find("is above the highest pfn accepted, 0x0"), std::string::npos) << small.err;
+  struct stat st {};
+  EXPECT_NE(::stat((root_ + "/d").c_str(), &st), 0);
+  const CliRun big = run({in, "--out", root_ + "/e", "--max-memory", "1G"});
+  EXPECT_EQ(big.exit, 0) << big.err;
+  const CliRun bad = run({in, "--out", root_ + "/f", "--max-memory", "12"});
+  EXPECT_EQ(bad.exit, 2) << bad.err;
+}
+
 TEST_F(CliTest, NotAStreamExitsOne) {
   const std::string in = file("junk", Bytes(reinterpret_cast<const std::byte*>("hello, world, not a stream"), 26));
   const CliRun r = run({in, "--out", root_ + "/d"});

@@ -168,6 +168,7 @@ int main(int argc, char** argv) {
   bool quiet = false;
   bool json_out = false;
   std::string recover_dir;
+  std::uint64_t max_memory = 0;
   bool xl_migrate_receive = false;
   bool remus = false;
   std::string elf_path;
@@ -198,6 +199,11 @@ int main(int argc, char** argv) {
   app.add_option("--elf", elf_path,
                  "also write the restored memory as an ELF64 core file (one PT_LOAD per run of "
                  "present pfns, guest-physical addresses in p_paddr); without --out, DIR is temporary");
+  app.add_option("--max-memory", max_memory,
+                 "largest guest-physical memory to restore, in bytes (suffixes K, M, G, T): a page "
+                 "above it fails the restore before anything is written for it [default 16T]")
+      ->transform(CLI::AsSizeValue(false))
+      ->check(CLI::Range(std::uint64_t{4096}, std::uint64_t{1} << 44));
   app.add_option("--recover", recover_dir,
                  "finish or roll back an interrupted restore in this directory, then exit");
   try {
@@ -269,6 +275,7 @@ int main(int argc, char** argv) {
       ropts.emulator_exec = emulator_exec;
       ropts.emulator_timeout = std::chrono::milliseconds(static_cast<long long>(emulator_timeout * 1000));
       ropts.check_trailing = false;  // the protocol goes on after END on the same fd
+      if (max_memory != 0) ropts.limits.max_pfn = max_memory / 4096 - 1;
       last = restore_stream(src, container, **backend, ropts);
       return exit_status(last->status);
     };
@@ -341,6 +348,7 @@ int main(int argc, char** argv) {
   ropts.hook_env = {{"XENSTREAM_DIR", out}};
   ropts.emulator_exec = emulator_exec;
   ropts.emulator_timeout = std::chrono::milliseconds(static_cast<long long>(emulator_timeout * 1000));
+  if (max_memory != 0) ropts.limits.max_pfn = max_memory / 4096 - 1;
   if (!quiet && ::isatty(2)) ropts.progress = [&progress](const Progress& p) { progress(p); };
 
   const RestoreReport report = restore_stream(src, *container, **backend, ropts);
