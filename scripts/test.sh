@@ -11,7 +11,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 start=$SECONDS
 step() { printf '\n== [%ds] %s\n' "$((SECONDS - start))" "$*"; }
 # Test builds skip debug info: it triples compile time on a 2-core machine.
-fast=(-DCMAKE_BUILD_TYPE=None -DCMAKE_CXX_FLAGS=-O2)
+fast=(-DXENSTREAM_WERROR=ON -DCMAKE_BUILD_TYPE=None -DCMAKE_CXX_FLAGS=-O2)
 
 step "build (gcc, -Werror)"
 "$root/scripts/build.sh" "$root/build" "${fast[@]}"
@@ -20,7 +20,7 @@ ctest --test-dir "$root/build" --output-on-failure -j"$(nproc)"
 [[ "${XENSTREAM_QUICK:-0}" == 1 ]] && exit 0
 
 step "build (gcc, ASan+UBSan)"
-"$root/scripts/build.sh" "$root/build-asan" -DXENSTREAM_SANITIZE=ON -DXENSTREAM_BENCH=OFF \
+"$root/scripts/build.sh" "$root/build-asan" -DXENSTREAM_WERROR=ON -DXENSTREAM_SANITIZE=ON -DXENSTREAM_BENCH=OFF \
   -DCMAKE_BUILD_TYPE=None -DCMAKE_CXX_FLAGS=-O1
 step "tests under ASan+UBSan"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
@@ -28,7 +28,7 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 
 if [[ -x "$root/.ci/fuzz.sh" ]]; then
   step "fuzz targets (clang-14 libFuzzer), ${XENSTREAM_FUZZ_SECONDS:-60}s each"
-  CC=clang-14 CXX=clang++-14 "$root/scripts/build.sh" "$root/build-fuzz" -DXENSTREAM_FUZZ=ON -DXENSTREAM_TESTS=OFF -DXENSTREAM_BENCH=OFF \
+  CC=clang-14 CXX=clang++-14 "$root/scripts/build.sh" "$root/build-fuzz" -DXENSTREAM_WERROR=ON -DXENSTREAM_FUZZ=ON -DXENSTREAM_TESTS=OFF -DXENSTREAM_BENCH=OFF \
     -DCMAKE_BUILD_TYPE=None -DCMAKE_CXX_FLAGS=-O1
   "$root/.ci/fuzz.sh" "$root/build-fuzz" "${XENSTREAM_FUZZ_SECONDS:-60}"
 fi
