@@ -134,7 +134,9 @@ TEST_F(CrashTest, KillAtRandomInstants) {
   const BuiltStream b = build_stream(s);
   const std::string input = root_ + "/stream";
   write_file(input, Bytes(b.bytes));
-  const std::string hook_log = root_ + "/hooks";
+  // One hook log per trial: a hook of a killed run may still be appending
+  // to its own log after the next trial has started.
+  const std::string hook_logs = root_ + "/hooks-";
 
   // How long a whole run takes, to spread the kills over it.
   const std::string probe = root_ + "/probe";
@@ -148,7 +150,7 @@ TEST_F(CrashTest, KillAtRandomInstants) {
   int landed_mid_run = 0;
   for (int trial = 0; trial < 16; ++trial) {
     const std::string dir = root_ + "/out";
-    ::unlink(hook_log.c_str());
+    const std::string hook_log = hook_logs + std::to_string(trial);
     const pid_t pid = start_restore(
         {"-q", "-", "--out", dir, "--on-checkpoint", "echo $XENSTREAM_CHECKPOINT >> " + hook_log},
         input);
