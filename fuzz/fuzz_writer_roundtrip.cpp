@@ -402,10 +402,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   for (std::size_t i = 0; i < n && p.remaining_bytes() > 0; ++i) {
     // Right after CHECKPOINT_END in a nested HVM stream, a libxc record of
     // type 5 would be read as CHECKPOINT_STATE: the format is ambiguous
-    // there, and Xen resolves it the same way.
+    // there, and Xen resolves it the same way. Step 8 writes nothing, so it
+    // must not forget that position.
+    const int step = p.ConsumeIntegralInRange<int>(0, 8);
+    if (step == 8) continue;
     const bool avoid5 = after_checkpoint_end && hvm && !bare;
     after_checkpoint_end = false;
-    switch (p.ConsumeIntegralInRange<int>(0, 8)) {
+    switch (step) {
       case 0: b.page_data(); break;
       case 1: b.pv_info(); break;
       case 2: b.p2m(); break;
@@ -425,7 +428,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
           }
         }
         break;
-      default: break;
+      default: break;  // unreachable: step 8 continued above
     }
   }
   b.structural(Layer::kLibxc, 0);  // libxc END

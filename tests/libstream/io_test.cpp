@@ -109,6 +109,29 @@ TEST(FdSource, SkipAndAtEndOverAPipe) {
   EXPECT_EQ(src.position(), 5u << 20);
 }
 
+TEST(FdSource, WidensAPipeButLeavesOtherFdsAlone) {
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  ASSERT_EQ(::fcntl(fds[0], F_SETPIPE_SZ, 1 << 16), 1 << 16);
+  {
+    FdSource src(fds[0], "<pipe>");
+    // 1 MiB is within the default unprivileged limit (fs.pipe-max-size).
+    EXPECT_GE(::fcntl(fds[0], F_GETPIPE_SZ), 1 << 20);
+  }
+  ::close(fds[0]);
+  ::close(fds[1]);
+
+  const int fd = ::open("/dev/zero", O_RDONLY | O_CLOEXEC);  // not a pipe: left alone
+  ASSERT_GE(fd, 0);
+  {
+    FdSource src(fd, "/dev/zero");
+    auto got = src.pull(100);
+    ASSERT_TRUE(got);
+    EXPECT_EQ(hexdump(got->first(100)), hexdump(view(Buffer(100))));
+  }
+  ::close(fd);
+}
+
 TEST(FdSource, ReadErrorIsIoError) {
   // A write-only descriptor cannot be read.
   int fds[2];

@@ -1,9 +1,7 @@
 // streamrestore: apply a Xen save image or migration stream to a domain
 // directory. A thin front end over the xenstream_restore library; see
 // tools/restore/README.md.
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -103,17 +101,6 @@ std::function<void(std::string_view, std::uint64_t)> kill_hook_from_env() {
   return [checkpoint, step](std::string_view at, std::uint64_t k) {
     if (k == checkpoint && at == step) ::raise(SIGKILL);
   };
-}
-
-// A pipe's default 64 KiB buffer makes a restore from a pipe pay a context
-// switch per 64 KiB; 1 MiB (the unprivileged maximum by default) cuts that
-// sixteenfold. Best effort: not a pipe, or a lower limit, is fine.
-void widen_pipe(int fd) {
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISFIFO(st.st_mode)) return;
-  for (int size = 1 << 20; size >= (1 << 16); size >>= 1) {
-    if (::fcntl(fd, F_SETPIPE_SZ, size) >= 0) return;
-  }
 }
 
 int recover(const std::string& dir, bool json_out) {
@@ -254,7 +241,6 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
 
-  if (input == "-") widen_pipe(0);
   if (xl_migrate_receive) {
     // stdout is the protocol channel: nothing else may be written there.
     std::optional<RestoreReport> last;
