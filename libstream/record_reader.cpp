@@ -19,58 +19,93 @@ void RecordReader::release() {
     src_.consume(pending_);
     pending_ = 0;
   }
+  if (unpulled_ > 0) {
+    const std::uint64_t n = unpulled_;
+    unpulled_ = 0;
+    auto skipped = src_.skip(n, current_.label() + " (its unread part)");
+    if (!skipped && !failed_) {
+      Error e = std::move(skipped).error();
+      e.record_index = current_.index;
+      e.record_type = current_.type;
+      failed_ = std::move(e);
+    }
+  }
 }
 
-Expected<RecordView> RecordReader::next(Layer layer, ByteOrder order) {
+Expected<RecordView> RecordReader::fail(Error e, std::uint32_t type) {
+  e.record_index = count_;
+  e.record_type = type;
+  failed_ = e;
+  return e;
+}
+
+Expected<RecordView> RecordReader::next_head(Layer layer, ByteOrder order, std::size_t body_prefix) {
   if (failed_) return *failed_;
   release();
+  if (failed_) return *failed_;
   const std::uint64_t at = src_.position();
-  auto fail = [&](Error e) -> Expected<RecordView> {
+  auto head = src_.pull(8, "a record header");
+  if (!head) {
+    Error e = std::move(head).error();
     e.record_index = count_;
     failed_ = e;
     return e;
-  };
-  auto head = src_.pull(8, "a record header");
-  if (!head) return fail(std::move(head).error());
-  Fields h(head->first(8), order, at);
-  const std::uint32_t type = h.u32(0);
-  const std::uint32_t length = h.u32(4);
-  const std::string what = "record #" + std::to_string(count_) + " " +
-                           record_display_name(layer, type) + " at " + hex(at);
-  if (length > limits_.max_record_length) {
-    Error e = make_error(ErrorCode::kLimit, at + 4,
-                         what + ": body_length " + hex(length) + " exceeds the cap of " +
-                             hex(limits_.max_record_length));
-    e.range = ByteRange{at + 4, at + 8};
-    e.record_type = type;
-    return fail(std::move(e));
   }
-  const std::size_t padded = (static_cast<std::size_t>(length) + 7) & ~std::size_t{7};
-  auto all = src_.pull(8 + padded, what);
+  Fields h(head->first(8), order, at);
+  current_ = RecordView{};
+  current_.layer = layer;
+  current_.type = h.u32(0);
+  current_.length = h.u32(4);
+  current_.offset = at;
+  current_.index = count_;
+  current_.order = order;
+  if (current_.length > limits_.max_record_length) {
+    Error e = make_error(ErrorCode::kLimit, at + 4,
+                         current_.label() + ": body_length " + hex(current_.length) +
+                             " exceeds the cap of " + hex(limits_.max_record_length));
+    e.range = ByteRange{at + 4, at + 8};
+    return fail(std::move(e), current_.type);
+  }
+  auto v = view_of(body_prefix);
+  if (v) ++count_;
+  return v;
+}
+
+Expected<RecordView> RecordReader::extend(std::size_t upto) {
+  if (failed_) return *failed_;
+  if (pending_ == 0) {
+    return make_error(ErrorCode::kUsage, src_.position(), "extend() without a current record");
+  }
+  return view_of(upto);
+}
+
+Expected<RecordView> RecordReader::view_of(std::size_t upto) {
+  const std::uint64_t at = current_.offset;
+  const std::size_t length = current_.length;
+  const std::size_t padded = (length + 7) & ~std::size_t{7};
+  const bool whole = upto >= length;
+  const std::size_t want = 8 + (whole ? padded : upto);
+  auto all = src_.pull(want, current_.label());
   if (!all) {
     Error e = std::move(all).error();
-    e.record_type = type;
     if (e.code == ErrorCode::kTruncated) {
-      auto avail = src_.peek(8 + padded);
+      auto avail = src_.peek(want);
       const std::uint64_t input_end = at + (avail ? avail->size() : 0);
       e.offset = input_end;
       e.range = ByteRange{at, at + 8 + padded};
-      e.message = what + ": truncated: the record needs [" + hex(at) + ", " +
+      e.message = current_.label() + ": truncated: the record needs [" + hex(at) + ", " +
                   hex(at + 8 + padded) + ") but the input ends at " + hex(input_end);
     }
-    return fail(std::move(e));
+    e.record_index = current_.index;
+    e.record_type = current_.type;
+    failed_ = e;
+    return e;
   }
-  RecordView v;
-  v.layer = layer;
-  v.type = type;
-  v.length = length;
-  v.body = all->subspan(8, length);
-  v.padding = all->subspan(8 + length, padded - length);
-  v.offset = at;
-  v.index = count_++;
-  v.order = order;
-  pending_ = 8 + padded;
-  return v;
+  current_.body = all->subspan(8, whole ? length : upto);
+  current_.padding = whole ? all->subspan(8 + length, padded - length) : Bytes{};
+  pending_ = want;
+  unpulled_ = 8 + padded - want;
+  return current_;
 }
 
 }  // namespace xenstream

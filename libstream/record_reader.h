@@ -23,6 +23,8 @@ struct RecordView {
   std::uint64_t index = 0;      // 0-based count of records before this one
   ByteOrder order = ByteOrder::kLittle;
 
+  // False for a view from next_head() whose body is not all pulled yet.
+  bool complete() const { return body.size() == length; }
   std::uint64_t body_offset() const { return offset + 8; }
   std::uint64_t end_offset() const { return offset + 8 + length + padding.size(); }
   bool optional() const { return (type & 0x80000000u) != 0; }
@@ -52,10 +54,27 @@ class RecordReader {
   //   value:       the record
   //   kTruncated:  input ended inside the header, body or padding
   //   kLimit:      body_length above the cap (nothing is allocated)
-  Expected<RecordView> next(Layer layer, ByteOrder order);
+  Expected<RecordView> next(Layer layer, ByteOrder order) {
+    return next_head(layer, order, kWholeBody);
+  }
 
-  // Consumes the record last returned, if any. Call before touching the
-  // source directly (e.g. to read the libxc headers after LIBXC_CONTEXT).
+  // Like next(), but pulls only the first `body_prefix` octets of the body
+  // (all of it when shorter); the view's body holds just those, and
+  // complete() tells whether that is the whole body. extend() pulls more.
+  // For consumers that act on a large body piece by piece while its bytes
+  // are still in the CPU's caches (streamrestore writing PAGE_DATA).
+  static constexpr std::size_t kWholeBody = static_cast<std::size_t>(-1);
+  Expected<RecordView> next_head(Layer layer, ByteOrder order, std::size_t body_prefix);
+
+  // Re-pulls the record last returned so that its body holds the first
+  // min(upto, length) octets, and its padding once the body is whole.
+  //   kTruncated:  the input ends inside the record
+  Expected<RecordView> extend(std::size_t upto);
+
+  // Consumes the record last returned, if any, skipping whatever of it was
+  // not pulled. Call before touching the source directly (e.g. to read the
+  // libxc headers after LIBXC_CONTEXT). A skip that runs out of input makes
+  // the failure sticky, so the next call reports it.
   void release();
 
   std::uint64_t records_read() const { return count_; }
@@ -64,7 +83,12 @@ class RecordReader {
  private:
   Source& src_;
   ReaderLimits limits_;
-  std::size_t pending_ = 0;
+  Expected<RecordView> fail(Error e, std::uint32_t type);
+  Expected<RecordView> view_of(std::size_t upto);
+
+  std::size_t pending_ = 0;    // octets of the current record pulled (to consume)
+  std::uint64_t unpulled_ = 0; // octets of it not pulled yet (to skip)
+  RecordView current_;         // the record last returned
   std::uint64_t count_ = 0;
   std::optional<Error> failed_;
 };

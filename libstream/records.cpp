@@ -17,6 +17,13 @@ Error too_short(const RecordView& rec, std::size_t need) {
   return e;
 }
 
+// A view from next_head() that stops short of what the decoder must see.
+Error partial_head(const RecordView& rec, std::uint64_t need) {
+  return rec.error_at(0, "only " + std::to_string(rec.body.size()) + " of the body's octets were pulled, " +
+                             std::to_string(need) + " are needed to decode it (extend() the view)",
+                      ErrorCode::kUsage);
+}
+
 Error wrong_length(const RecordView& rec, std::uint64_t need) {
   Error e = rec.error_at(0, "body is " + std::to_string(rec.length) + " octets, expected " +
                                 std::to_string(need));
@@ -29,6 +36,7 @@ Error wrong_length(const RecordView& rec, std::uint64_t need) {
 Expected<PageDataView> decode_page_data(const RecordView& rec) {
   if (rec.length < 8) return too_short(rec, 8);
   const Fields f = rec.fields();
+  if (f.size() < 8) return partial_head(rec, 8);
   PageDataView v;
   v.count = f.u32(0);
   v.reserved = f.u32(4);
@@ -40,6 +48,7 @@ Expected<PageDataView> decode_page_data(const RecordView& rec) {
                                   std::to_string(rec.length));
     return e;
   }
+  if (f.size() < pfn_end) return partial_head(rec, pfn_end);
   v.entries = f.sub(8, 8 * std::size_t{v.count});
   for (std::uint32_t i = 0; i < v.count; ++i) {
     const unsigned t = v.type(i);

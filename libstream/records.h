@@ -35,6 +35,9 @@ struct PageDataView {
 };
 // Checks: body >= 8, count >= 1, entries fit, every type known, and the body
 // length equals 8 + 8*count + 4096*(data-carrying entries).
+// Unlike the other decoders (which want a complete view), this one also takes
+// a view from next_head() as long as it covers the entries: `pages` then
+// holds only the pages pulled so far (kUsage when the entries are cut).
 Expected<PageDataView> decode_page_data(const RecordView& rec);
 
 struct X86PvInfoView {

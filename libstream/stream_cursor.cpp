@@ -31,7 +31,11 @@ Expected<void> StreamCursor::start() {
                     "a legacy (pre-Xen 4.6) image is not a v2 stream; convert it with streamconv");
 }
 
-Expected<RecordView> StreamCursor::next() {
+Expected<RecordView> StreamCursor::extend(std::size_t body_upto) {
+  return reader_.extend(body_upto);
+}
+
+Expected<RecordView> StreamCursor::next_head(std::size_t body_prefix) {
   if (state_ == State::kLibxcHeaders) {
     reader_.release();
     auto ih = read_image_header(src_);
@@ -65,7 +69,7 @@ Expected<RecordView> StreamCursor::next() {
   }
   after_checkpoint_end_ = false;
 
-  auto rec = reader_.next(layer, order);
+  auto rec = reader_.next_head(layer, order, body_prefix);
   if (!rec) {
     Error e = std::move(rec).error();
     if (e.code == ErrorCode::kTruncated && e.range && e.range->begin == e.offset &&

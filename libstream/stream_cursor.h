@@ -41,7 +41,16 @@ class StreamCursor {
   //   kTruncated:  the input ended (at a record boundary, or inside one)
   //   other:       framing errors from RecordReader
   // Must not be called once done() is true.
-  Expected<RecordView> next();
+  Expected<RecordView> next() { return next_head(RecordReader::kWholeBody); }
+
+  // next(), pulling only the first `body_prefix` octets of the record's body;
+  // extend() pulls more of it (RecordReader::next_head). Structure never
+  // depends on a body, so the cursor walks on the same either way; whatever
+  // of a record was not pulled is skipped by the next call.
+  Expected<RecordView> next_head(std::size_t body_prefix);
+  // Re-pulls the record last returned so that its body holds its first
+  // min(body_upto, length) octets; views of it from earlier calls are void.
+  Expected<RecordView> extend(std::size_t body_upto);
 
   // True after the outermost END record.
   bool done() const { return state_ == State::kDone; }

@@ -13,6 +13,9 @@
 #   cat FILE | bench_walk -       libstream over a pipe (bounded window)
 #   cat FILE | cat > /dev/null    the pipe floor: the same pipe, a reader that
 #                                 only copies the bytes out (no parsing)
+#   cat FILE | pipe_drain         the pipe ceiling: a reader that splices the
+#                                 bytes to /dev/null without copying them, so
+#                                 no reader of that pipe can be faster
 # with hyperfine when installed (else a plain loop), reports each walk's
 # speed as a ratio of cat's, and the peak RSS of each walk measured by
 # GNU time. Goals (issue 2): file walk >= 1.0x cat, pipe walk >= 0.8x cat,
@@ -26,8 +29,9 @@ runs="${BENCH_RUNS:-5}"
 build="$(cd "$build" && pwd)"
 streamgen="$build/tools/gen/streamgen"
 walker="$build/bench/walk/bench_walk"
-for b in "$streamgen" "$walker"; do
-    [ -x "$b" ] || { echo "run.sh: $b not built (make streamgen bench_walk)" >&2; exit 2; }
+drain="$build/bench/walk/pipe_drain"
+for b in "$streamgen" "$walker" "$drain"; do
+    [ -x "$b" ] || { echo "run.sh: $b not built (make streamgen bench_walk pipe_drain)" >&2; exit 2; }
 done
 gnutime=/usr/bin/time
 [ -x "$gnutime" ] || { echo "run.sh: GNU time missing (apt-get install time)" >&2; exit 2; }
@@ -47,13 +51,14 @@ cat_cmd="cat '$file' > /dev/null"
 file_cmd="'$walker' '$file'"
 pipe_cmd="cat '$file' | '$walker' -"
 floor_cmd="cat '$file' | cat > /dev/null"
+ceiling_cmd="cat '$file' | '$drain'"
 
 declare -A mean
 if command -v hyperfine >/dev/null 2>&1; then
     echo "== timing with $(hyperfine --version), $runs runs each"
     hyperfine --style basic --warmup 1 --runs "$runs" --export-json "$work/times.json" \
         -n cat "$cat_cmd" -n file "$file_cmd 2>/dev/null" -n pipe "$pipe_cmd 2>/dev/null" \
-        -n floor "$floor_cmd"
+        -n floor "$floor_cmd" -n ceiling "$ceiling_cmd 2>/dev/null"
     while read -r name value; do mean[$name]=$value; done < <(python3 - "$work/times.json" <<'PY'
 import json, sys
 for r in json.load(open(sys.argv[1]))["results"]:
@@ -62,12 +67,13 @@ PY
 )
 else
     echo "== timing with a shell loop (hyperfine not installed), $runs runs each"
-    for name in cat file pipe floor; do
+    for name in cat file pipe floor ceiling; do
         case $name in
             cat) cmd=$cat_cmd ;;
             file) cmd="$file_cmd 2>/dev/null" ;;
             pipe) cmd="$pipe_cmd 2>/dev/null" ;;
             floor) cmd=$floor_cmd ;;
+            ceiling) cmd="$ceiling_cmd 2>/dev/null" ;;
         esac
         start=$(date +%s.%N)
         for _ in $(seq "$runs"); do bash -c "$cmd"; done
@@ -84,10 +90,11 @@ rss() {  # rss CMD... -> peak RSS in KiB of the last command of a pipeline
 rss_file=$(rss "$walker" "$file")
 rss_pipe=$(cat "$file" | "$gnutime" -f '%M' -o "$work/rss" "$walker" - 2>/dev/null; cat "$work/rss")
 
-python3 - "$bytes" "${mean[cat]}" "${mean[file]}" "${mean[pipe]}" "${mean[floor]}" "$rss_file" "$rss_pipe" <<'PY'
+python3 - "$bytes" "${mean[cat]}" "${mean[file]}" "${mean[pipe]}" "${mean[floor]}" "${mean[ceiling]}" \
+    "$rss_file" "$rss_pipe" <<'PY'
 import sys
-size, t_cat, t_file, t_pipe, t_floor = int(sys.argv[1]), *map(float, sys.argv[2:6])
-rss_file, rss_pipe = int(sys.argv[6]), int(sys.argv[7])
+size, t_cat, t_file, t_pipe, t_floor, t_ceiling = int(sys.argv[1]), *map(float, sys.argv[2:7])
+rss_file, rss_pipe = int(sys.argv[7]), int(sys.argv[8])
 mb = size / 1e6
 def row(name, t, goal=None):
     ratio = t_cat / t
@@ -99,7 +106,12 @@ row("cat FILE > /dev/null", t_cat)
 row("bench_walk FILE", t_file, 1.0)
 row("cat FILE | bench_walk -", t_pipe, 0.8)
 row("cat FILE | cat > /dev/null", t_floor)
-print("pipe walk vs pipe floor:      %5.2fx (1.00 = no cost beyond the pipe itself)" % (t_floor / t_pipe))
+row("cat FILE | pipe_drain", t_ceiling)
+print("pipe walk vs pipe floor:      %5.2fx (a reader that only copies the bytes out)" % (t_floor / t_pipe))
+print("pipe walk vs pipe ceiling:    %5.2fx (1.00 = as fast as any reader of this pipe can be;"
+      % (t_ceiling / t_pipe))
+print("                                     the ceiling is %.2fx cat: the most a pipe goal can ask)"
+      % (t_cat / t_ceiling))
 print("peak RSS, bench_walk FILE:   %6.1f MiB" % (rss_file / 1024))
 print("peak RSS, bench_walk - (pipe): %4.1f MiB  goal < 64 MiB: %s"
       % (rss_pipe / 1024, "met" if rss_pipe < 64 * 1024 else "MISSED"))

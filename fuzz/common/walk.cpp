@@ -168,7 +168,8 @@ void check_walk_error(const Error& e, std::uint64_t input_size) {
 }  // namespace
 
 WalkResult walk_stream(Source& src, std::uint64_t input_size, FormatHint hint,
-                       std::size_t max_records, std::uint32_t max_record_length) {
+                       std::size_t max_records, std::uint32_t max_record_length,
+                       std::size_t body_prefix) {
   WalkResult out;
   auto fail = [&](Error e) {
     check_walk_error(e, input_size);
@@ -187,8 +188,14 @@ WalkResult walk_stream(Source& src, std::uint64_t input_size, FormatHint hint,
   if (auto s = cur.start(); !s) return fail(std::move(s).error());
   std::uint64_t prev_end = src.position();
   while (!cur.done() && out.records.size() < max_records) {
-    auto r = cur.next();
+    auto r = cur.next_head(body_prefix);
     if (!r) return fail(std::move(r).error());
+    if (!r->complete()) {
+      FUZZ_CHECK(r->body.size() == body_prefix && r->body.size() < r->length && r->padding.empty(),
+                 r->label() + ": a head of the wrong size");
+      r = cur.extend(RecordReader::kWholeBody);
+      if (!r) return fail(std::move(r).error());
+    }
     const RecordView& rec = *r;
     FUZZ_CHECK(rec.body.size() == rec.length, rec.label());
     FUZZ_CHECK(rec.padding.size() == (8 - rec.length % 8) % 8, rec.label());

@@ -73,9 +73,13 @@ inline constexpr std::uint32_t kFuzzMaxRecord = 1u << 20;
 // views have their declared sizes, errors point inside the input) and aborts
 // when one breaks. `input_size` is the size of the whole input when known
 // (0 = unknown), for the offset checks.
+// With `body_prefix` below RecordReader::kWholeBody every record is read as
+// a head of that many body octets first (StreamCursor::next_head), checked,
+// then extended to the whole: the result must not depend on it.
 WalkResult walk_stream(Source& src, std::uint64_t input_size, FormatHint hint = FormatHint::kAuto,
                        std::size_t max_records = 100000,
-                       std::uint32_t max_record_length = kFuzzMaxRecord);
+                       std::uint32_t max_record_length = kFuzzMaxRecord,
+                       std::size_t body_prefix = RecordReader::kWholeBody);
 
 // Aborts with both descriptions when the walks differ.
 void check_same_walk(const WalkResult& a, const WalkResult& b, const char* what);

@@ -5,6 +5,7 @@
 
 #include "libstream/format/libxc.h"
 #include "libstream/format/libxl.h"
+#include "libstream/records.h"
 #include "test_util.h"
 
 namespace xenstream {
@@ -263,6 +264,121 @@ TEST(StreamCursor, FailureIsSticky) {
     EXPECT_EQ(again.error().message, first.error().message);
     EXPECT_EQ(again.error().offset, first.error().offset);
   }
+}
+
+// next_head() + extend(): the same records, offsets and bytes as next(),
+// whatever prefix is asked for, and skipping what was never pulled.
+TEST(StreamCursor, HeadsWalkLikeWholeRecords) {
+  const Buffer s = Builder().libxl().rec(1).libxc().rec(0x10).rec(0x0B, 1000).rec(0x0D, 3).rec(0)
+                       .rec(2, 20).rec(0).done();
+  const Walk whole = walk_memory(s);
+  ASSERT_TRUE(whole.ok) << whole.error_text();
+  for (std::size_t prefix : {0u, 1u, 8u, 999u, 1000u, 5000u}) {
+    for (bool extend : {false, true}) {
+      MemorySource src(view(s));
+      StreamCursor cur(src, PayloadKind::kLibxl);
+      ASSERT_TRUE(cur.start());
+      std::size_t i = 0;
+      while (!cur.done()) {
+        auto rec = cur.next_head(prefix);
+        ASSERT_TRUE(rec) << rec.error().describe();
+        ASSERT_LT(i, whole.records.size());
+        const auto& want = whole.records[i++];
+        EXPECT_EQ(rec->type, want.type);
+        EXPECT_EQ(rec->offset, want.offset);
+        EXPECT_EQ(rec->length, want.body.size());
+        EXPECT_EQ(rec->body.size(), std::min<std::size_t>(prefix, want.body.size()));
+        EXPECT_EQ(rec->complete(), prefix >= want.body.size());
+        if (!rec->complete()) {
+          EXPECT_TRUE(rec->padding.empty());
+          if (!extend) continue;  // the next call skips the rest
+          auto half = cur.extend(rec->length / 2);
+          ASSERT_TRUE(half);
+          EXPECT_EQ(half->body.size(), rec->length / 2u);
+          rec = cur.extend(RecordReader::kWholeBody);
+          ASSERT_TRUE(rec);
+          EXPECT_TRUE(rec->complete());
+        }
+        EXPECT_EQ(hexdump(rec->body.first(rec->body.size())),
+                  hexdump(view(want.body).first(rec->body.size())));
+      }
+      EXPECT_EQ(i, whole.records.size()) << prefix;
+      EXPECT_TRUE(cur.finish());
+    }
+  }
+}
+
+TEST(StreamCursor, HeadOfATruncatedRecord) {
+  const Buffer full = Builder().libxl().rec(1).libxc().rec(0x10).rec(0x0B, 200).rec(0).rec(0).done();
+  // The record #2 TOOLSTACK at 0x48 needs [0x48, 0x118); the input stops at 0x80.
+  const Buffer s(full.begin(), full.begin() + 0x80);
+  {
+    // Its head is there; asking for the whole of it is a truncation.
+    MemorySource src(view(s));
+    StreamCursor cur(src, PayloadKind::kLibxl);
+    ASSERT_TRUE(cur.start());
+    ASSERT_TRUE(cur.next());
+    ASSERT_TRUE(cur.next());
+    auto head = cur.next_head(16);
+    ASSERT_TRUE(head) << head.error().describe();
+    EXPECT_EQ(head->body.size(), 16u);
+    auto whole = cur.extend(RecordReader::kWholeBody);
+    ASSERT_FALSE(whole);
+    EXPECT_EQ(whole.error().code, ErrorCode::kTruncated);
+    EXPECT_EQ(whole.error().message,
+              "record #2 TOOLSTACK at 0x48: truncated: the record needs [0x48, 0x118) but the input ends at 0x80");
+    EXPECT_EQ(whole.error().record_index, 2u);
+    EXPECT_FALSE(cur.next()) << "failure is sticky";
+  }
+  {
+    // Skipping the unread rest runs out of input: the next call says so.
+    MemorySource src(view(s));
+    StreamCursor cur(src, PayloadKind::kLibxl);
+    ASSERT_TRUE(cur.start());
+    ASSERT_TRUE(cur.next());
+    ASSERT_TRUE(cur.next());
+    ASSERT_TRUE(cur.next_head(16));
+    auto after = cur.next();
+    ASSERT_FALSE(after);
+    EXPECT_EQ(after.error().code, ErrorCode::kTruncated);
+    EXPECT_EQ(after.error().record_index, 2u);
+    EXPECT_NE(after.error().message.find("record #2 TOOLSTACK at 0x48 (its unread part)"), std::string::npos)
+        << after.error().message;
+  }
+}
+
+TEST(StreamCursor, PageDataDecodesFromAHeadThatCoversItsEntries) {
+  BufferSink sink;
+  RecordWriter w(sink);
+  ASSERT_TRUE(w.write_image_header(3));
+  ASSERT_TRUE(w.write_domain_header(xc::kDomainX86Hvm, 4, 17));
+  const Buffer p0 = pattern(4096, 1), p1 = pattern(4096, 2);
+  const std::vector<std::uint64_t> entries = {5, 6, (std::uint64_t{0xF} << 60) | 7};
+  const std::vector<Bytes> pages = {view(p0), view(p1)};
+  ASSERT_TRUE(w.append_page_data(entries, pages));
+  ASSERT_TRUE(w.append(0, {}));
+  const Buffer s = sink.data();
+  MemorySource src(view(s));
+  StreamCursor cur(src, PayloadKind::kLibxc);
+  ASSERT_TRUE(cur.start());
+  auto short_head = cur.next_head(16);
+  ASSERT_TRUE(short_head);
+  auto cut = decode_page_data(*short_head);
+  ASSERT_FALSE(cut);
+  EXPECT_EQ(cut.error().code, ErrorCode::kUsage);
+  auto head = cur.extend(8 + 24 + 100);
+  ASSERT_TRUE(head);
+  auto v = decode_page_data(*head);
+  ASSERT_TRUE(v) << v.error().describe();
+  EXPECT_EQ(v->count, 3u);
+  EXPECT_EQ(v->data_pages, 2u);
+  EXPECT_EQ(v->pfn(2), 7u);
+  EXPECT_EQ(v->pages.size(), 100u) << "only the pages pulled so far";
+  auto whole = cur.extend(RecordReader::kWholeBody);
+  ASSERT_TRUE(whole);
+  v = decode_page_data(*whole);
+  ASSERT_TRUE(v);
+  EXPECT_EQ(hexdump(v->pages.subspan(4096, 4096)), hexdump(view(p1)));
 }
 
 TEST(StreamCursor, UnknownAndOptionalTypesAreFramedNotJudged) {

@@ -215,6 +215,9 @@ TEST(XlMigrate, ReceiverRefusesAStreamWithoutXlHeader) {
   Pipes p;
   auto o = xl_options();
   o.container = gen::ContainerType::kNone;
+  // More than the receiver's pipe holds once FdSource widened it to 1 MiB:
+  // the sender must be stopped by EPIPE, not finish into the buffer.
+  o.pages = 1024;
   auto sender = std::async(std::launch::async, [&]() -> Expected<void> {
     XS_TRY(mig::expect_message(p.r2s[0], mig::kReceiverBanner, "banner"));
     auto r = synth_writer(o)(p.s2r[1]);
