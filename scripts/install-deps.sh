@@ -10,7 +10,7 @@ packages=(
   clang-14 libclang-rt-14-dev clang-tidy
   python3 time
   # real peers used by the test suite
-  qemu-system-x86 openssh-server
+  qemu-system-x86 openssh-server gdb
 )
 if [[ "${XENSTREAM_BENCH:-0}" == 1 ]]; then packages+=(hyperfine); fi
 
