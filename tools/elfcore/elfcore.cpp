@@ -85,7 +85,68 @@ Expected<void> copy_range(int in, std::uint64_t in_size, std::uint64_t src_off, 
   return {};
 }
 
+void put(std::vector<unsigned char>& b, std::size_t at, std::uint64_t v, unsigned size) {
+  for (unsigned i = 0; i < size; ++i) b[at + i] = static_cast<unsigned char>(v >> (8 * i));
+}
+
+// One note: Elf64_Nhdr {namesz, descsz, type}, the name with its NUL padded
+// to 4, the descriptor padded to 4.
+void append_note(std::vector<unsigned char>& out, std::string_view name, std::uint32_t type,
+                 const std::vector<unsigned char>& desc) {
+  const std::size_t at = out.size();
+  const std::size_t namesz = name.size() + 1;
+  const std::size_t name_pad = (namesz + 3) / 4 * 4;
+  const std::size_t desc_pad = (desc.size() + 3) / 4 * 4;
+  out.resize(at + 12 + name_pad + desc_pad, 0);
+  put(out, at, namesz, 4);
+  put(out, at + 4, desc.size(), 4);
+  put(out, at + 8, type, 4);
+  std::memcpy(out.data() + at + 12, name.data(), name.size());
+  std::memcpy(out.data() + at + 12 + name_pad, desc.data(), desc.size());
+}
+
+// x86-64 elf_prstatus: pr_pid at 32, pr_reg (user_regs_struct, 27 u64) at
+// 112, pr_fpvalid at 328.
+std::vector<unsigned char> prstatus(const memview::VcpuRegs& r) {
+  std::vector<unsigned char> d(kPrstatusSize, 0);
+  put(d, 32, r.id + 1, 4);
+  const std::uint64_t regs[27] = {r.r15, r.r14, r.r13, r.r12, r.rbp, r.rbx, r.r11, r.r10, r.r9,
+                                  r.r8,  r.rax, r.rcx, r.rdx, r.rsi, r.rdi, 0 /* orig_rax */,
+                                  r.rip, r.cs,  r.rflags, r.rsp, r.ss, r.fs_base, r.gs_base,
+                                  r.ds,  r.es,  r.fs,  r.gs};
+  for (int i = 0; i < 27; ++i) put(d, 112 + 8 * i, regs[i], 8);
+  return d;
+}
+
+// QEMU's CPU-state note, version 1: u32 version, u32 size, rax rbx rcx rdx
+// rsi rdi rsp rbp r8..r15 rip rflags, ten segments {u32 selector, limit,
+// flags, pad; u64 base} (cs ds es fs gs ss ldt tr gdt idt), cr0..cr4.
+std::vector<unsigned char> qemu_cpu_state(const memview::VcpuRegs& r) {
+  std::vector<unsigned char> d(kQemuCpuStateSize, 0);
+  put(d, 0, 1, 4);
+  put(d, 4, kQemuCpuStateSize, 4);
+  const std::uint64_t gprs[18] = {r.rax, r.rbx, r.rcx, r.rdx, r.rsi, r.rdi, r.rsp, r.rbp, r.r8,
+                                  r.r9,  r.r10, r.r11, r.r12, r.r13, r.r14, r.r15, r.rip, r.rflags};
+  for (int i = 0; i < 18; ++i) put(d, 8 + 8 * i, gprs[i], 8);
+  const std::size_t seg = 8 + 18 * 8;
+  const std::uint64_t sels[6] = {r.cs, r.ds, r.es, r.fs, r.gs, r.ss};
+  for (int i = 0; i < 6; ++i) put(d, seg + 24 * i, sels[i], 4);
+  put(d, seg + 24 * 3 + 16, r.fs_base, 8);
+  put(d, seg + 24 * 4 + 16, r.gs_base, 8);
+  const std::size_t cr = seg + 24 * 10;
+  const std::uint64_t crs[5] = {r.cr0, 0, r.cr2, r.cr3, r.cr4};
+  for (int i = 0; i < 5; ++i) put(d, cr + 8 * i, crs[i], 8);
+  return d;
+}
+
 }  // namespace
+
+std::vector<unsigned char> vcpu_notes(const std::vector<memview::VcpuRegs>& vcpus) {
+  std::vector<unsigned char> out;
+  for (const auto& r : vcpus) append_note(out, "CORE", NT_PRSTATUS, prstatus(r));
+  for (const auto& r : vcpus) append_note(out, "QEMU", 0, qemu_cpu_state(r));
+  return out;
+}
 
 Expected<std::vector<PfnRun>> runs_from_manifest(const std::string& dir) {
   std::ifstream in(dir + "/manifest.json");
@@ -129,7 +190,8 @@ Expected<std::vector<PfnRun>> runs_from_sparse_file(int fd) {
 }
 
 Expected<ElfCoreSummary> write_elf_core(int memory_fd, const std::vector<PfnRun>& in_runs,
-                                        const std::string& out_path, bool durable) {
+                                        const std::string& out_path, bool durable,
+                                        const std::vector<memview::VcpuRegs>& vcpus) {
   const std::vector<PfnRun> runs = normalise(in_runs);
   struct stat st {};
   if (::fstat(memory_fd, &st) != 0) return io(std::string("memory.raw: stat failed: ") + std::strerror(errno));
@@ -138,11 +200,14 @@ Expected<ElfCoreSummary> write_elf_core(int memory_fd, const std::vector<PfnRun>
   for (const auto& r : runs) {
     if (r.end > kMaxPfn) return usage("pfn run [0x" + hex(r.begin) + ", 0x" + hex(r.end) + ") is beyond 2^52");
   }
-  const std::uint64_t phnum = runs.size();
+  const std::vector<unsigned char> notes = vcpu_notes(vcpus);
+  const std::uint64_t nnote = notes.empty() ? 0 : 1;
+  const std::uint64_t phnum = runs.size() + nnote;
   const bool xnum = phnum >= PN_XNUM;
   const std::uint64_t ph_off = sizeof(Elf64_Ehdr);
   const std::uint64_t sh_off = ph_off + phnum * sizeof(Elf64_Phdr);
-  const std::uint64_t headers_end = sh_off + (xnum ? sizeof(Elf64_Shdr) : 0);
+  const std::uint64_t note_off = sh_off + (xnum ? sizeof(Elf64_Shdr) : 0);
+  const std::uint64_t headers_end = note_off + notes.size();
   std::uint64_t data_off = (headers_end + kPageSize - 1) / kPageSize * kPageSize;
 
   std::vector<unsigned char> head(headers_end, 0);
@@ -169,10 +234,22 @@ Expected<ElfCoreSummary> write_elf_core(int memory_fd, const std::vector<PfnRun>
   }
   std::memcpy(head.data(), &eh, sizeof eh);
 
+  if (nnote != 0) {
+    Elf64_Phdr ph{};
+    ph.p_type = PT_NOTE;
+    ph.p_offset = note_off;
+    ph.p_filesz = notes.size();
+    ph.p_memsz = notes.size();
+    ph.p_align = 4;
+    std::memcpy(head.data() + ph_off, &ph, sizeof ph);
+    std::memcpy(head.data() + note_off, notes.data(), notes.size());
+  }
+
   ElfCoreSummary sum;
-  sum.segments = phnum;
+  sum.segments = runs.size();
+  sum.vcpus = vcpus.size();
   std::uint64_t off = data_off;
-  for (std::uint64_t i = 0; i < phnum; ++i) {
+  for (std::uint64_t i = 0; i < runs.size(); ++i) {
     const auto& r = runs[i];
     Elf64_Phdr ph{};
     ph.p_type = PT_LOAD;
@@ -183,11 +260,11 @@ Expected<ElfCoreSummary> write_elf_core(int memory_fd, const std::vector<PfnRun>
     ph.p_filesz = (r.end - r.begin) * kPageSize;
     ph.p_memsz = ph.p_filesz;
     ph.p_align = kPageSize;
-    std::memcpy(head.data() + ph_off + i * sizeof(Elf64_Phdr), &ph, sizeof ph);
+    std::memcpy(head.data() + ph_off + (i + nnote) * sizeof(Elf64_Phdr), &ph, sizeof ph);
     off += ph.p_filesz;
     sum.pages += r.end - r.begin;
   }
-  sum.bytes = phnum > 0 ? off : headers_end;
+  sum.bytes = runs.empty() ? headers_end : off;
 
   auto file = AtomicFile::create(out_path, 0644);
   if (!file) return std::move(file).error();
@@ -217,7 +294,12 @@ Expected<ElfCoreSummary> write_elf_core(const std::string& dir, const std::strin
   if (fd < 0) return usage(dir + "/memory.raw: " + std::strerror(errno));
   Expected<std::vector<PfnRun>> runs =
       opts.from_sparse_file ? runs_from_sparse_file(fd) : runs_from_manifest(dir);
-  Expected<ElfCoreSummary> r = runs ? write_elf_core(fd, *runs, out_path, opts.durable)
+  auto vcpus = memview::read_dir_vcpus(dir);
+  if (!vcpus) {
+    ::close(fd);
+    return std::move(vcpus).error();
+  }
+  Expected<ElfCoreSummary> r = runs ? write_elf_core(fd, *runs, out_path, opts.durable, *vcpus)
                                     : Expected<ElfCoreSummary>(std::move(runs).error());
   ::close(fd);
   return r;

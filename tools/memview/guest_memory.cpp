@@ -40,8 +40,6 @@ namespace {
 
 Error usage(std::string m) { return make_error(ErrorCode::kUsage, 0, std::move(m)); }
 
-// Project cap on vcpu ids (spec/README.md).
-constexpr std::uint32_t kMaxVcpus = 4096;
 constexpr std::uint64_t kMaxPfn52 = (std::uint64_t{1} << 52) - 1;
 
 const std::array<std::byte, kPageSize>& zero_page() {
@@ -482,29 +480,9 @@ Expected<std::unique_ptr<GuestMemory>> open_dir_impl(const std::string& dir) {
   finish_info(mem->info_, mem->extents_);
   mem->info_.source = "dir";
 
-  auto read_file = [](const fs::path& p, std::vector<std::byte>& out) {
-    std::ifstream f(p, std::ios::binary);
-    if (!f) return false;
-    const std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-    out.resize(s.size());
-    std::memcpy(out.data(), s.data(), s.size());
-    return true;
-  };
-  std::vector<std::byte> blob;
-  if (mem->info_.hvm) {
-    if (read_file(fs::path(dir) / "hvm-context.bin", blob)) {
-      auto cpus = decode_hvm_cpus(blob, 0);
-      if (!cpus) return std::move(cpus).error().with_context(dir + "/hvm-context.bin");
-      mem->vcpus_ = std::move(*cpus);
-    }
-  } else {
-    for (std::uint32_t id = 0; id < kMaxVcpus; ++id) {
-      if (!read_file(fs::path(dir) / ("vcpu" + std::to_string(id) + "-basic.bin"), blob)) continue;
-      auto r = decode_pv_vcpu(id, blob, 0);
-      if (!r) return std::move(r).error().with_context(dir + "/vcpu" + std::to_string(id) + "-basic.bin");
-      mem->vcpus_.push_back(*r);
-    }
-  }
+  auto v = read_dir_vcpus(dir);
+  if (!v) return std::move(v).error();
+  mem->vcpus_ = std::move(*v);
   return mem;
 }
 

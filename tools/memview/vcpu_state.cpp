@@ -2,6 +2,10 @@
 #include "tools/memview/vcpu_state.h"
 
 #include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <map>
 
 namespace xenstream::memview {
@@ -173,6 +177,34 @@ Expected<std::vector<VcpuRegs>> decode_hvm_cpus(Bytes blob, std::uint64_t file_o
   }
   std::vector<VcpuRegs> out;
   for (auto& [id, r] : cpus) out.push_back(r);
+  return out;
+}
+
+Expected<std::vector<VcpuRegs>> read_dir_vcpus(const std::string& dir) {
+  namespace fs = std::filesystem;
+  auto read_file = [](const fs::path& p, std::vector<std::byte>& out) {
+    std::ifstream f(p, std::ios::binary);
+    if (!f) return false;
+    const std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    out.resize(s.size());
+    std::memcpy(out.data(), s.data(), s.size());
+    return true;
+  };
+  std::vector<std::byte> blob;
+  std::vector<VcpuRegs> out;
+  if (read_file(fs::path(dir) / "hvm-context.bin", blob)) {
+    auto cpus = decode_hvm_cpus(blob, 0);
+    if (!cpus) return std::move(cpus).error().with_context(dir + "/hvm-context.bin");
+    return std::move(*cpus);
+  }
+  constexpr std::uint32_t kMaxVcpus = 4096;  // project cap on vcpu ids
+  for (std::uint32_t id = 0; id < kMaxVcpus; ++id) {
+    const std::string name = "vcpu" + std::to_string(id) + "-basic.bin";
+    if (!read_file(fs::path(dir) / name, blob)) continue;
+    auto r = decode_pv_vcpu(id, blob, 0);
+    if (!r) return std::move(r).error().with_context(dir + "/" + name);
+    out.push_back(*r);
+  }
   return out;
 }
 

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "libstream/error.h"
@@ -39,6 +40,12 @@ Expected<VcpuRegs> decode_pv_vcpu(std::uint32_t vcpu_id, Bytes ctx, std::uint64_
 // 1032, 1024 and 1016 octet layouts (registers sit at the same offsets).
 //   kMalformed: the descriptor chain is broken (offset inside the blob)
 Expected<std::vector<VcpuRegs>> decode_hvm_cpus(Bytes blob, std::uint64_t file_offset);
+
+// The vCPUs of a restored domain directory (tools/restore/README.md):
+// hvm-context.bin's CPU records when present, else vcpu<N>-basic.bin files.
+// An empty vector when DIR holds neither.
+//   kMalformed: a file that does not decode (the message names it)
+Expected<std::vector<VcpuRegs>> read_dir_vcpus(const std::string& dir);
 
 // Where a walk for this vCPU starts. PV: 64-bit guests use 4-level paging
 // from cr3 (`user` selects the user L4 of ctrlreg[1]); 32-bit guests PAE
