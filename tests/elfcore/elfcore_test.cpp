@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstring>
@@ -16,7 +17,9 @@
 #include <string>
 #include <vector>
 
+#include "image_builder.h"
 #include "tools/elfcore/elfcore.h"
+#include "tools/memview/vcpu_state.h"
 
 namespace fs = std::filesystem;
 using xenstream::elfcore::PfnRun;
@@ -171,4 +174,119 @@ TEST(ElfCore, RefusesAnUnfinishedRestoreAndWritesNothing) {
   ASSERT_FALSE(missing.has_value());
   EXPECT_EQ(missing.error().code, xenstream::ErrorCode::kUsage);
   EXPECT_FALSE(fs::exists(t.path / "c"));
+}
+
+namespace {
+
+// A PV vcpu_guest_context_x86_64 file for vcpu `id` of a restored DIR.
+void write_pv_vcpu(const fs::path& dir, std::uint32_t id, const xenstream::memview::testing::TestRegs& r) {
+  const auto ctx = xenstream::memview::testing::pv64_context(r);
+  std::ofstream f(dir / ("vcpu" + std::to_string(id) + "-basic.bin"), std::ios::binary);
+  f.write(reinterpret_cast<const char*>(ctx.data()), static_cast<std::streamsize>(ctx.size()));
+}
+
+std::string gdb(const fs::path& core, const std::string& commands) {
+  return capture("gdb -nx -batch " + commands + " -c " + core.string() + " 2>&1");
+}
+
+}  // namespace
+
+TEST(ElfCore, GdbShowsEveryVcpusSavedRegisters) {
+  TempDir t;
+  make_domain(t.path / "d", {{0, 4}, {0x20, 0x21}}, 0x21);
+  xenstream::memview::testing::TestRegs r0;
+  r0.rax = 0x1111222233334444ull;
+  r0.rbx = 0xb0b0;
+  r0.r15 = 0xf15f15;
+  r0.rip = 0xffffffff81000123ull;
+  r0.rsp = 0xffffc90000003f00ull;
+  r0.rflags = 0x246;
+  r0.cs = 0xe033;
+  r0.ss = 0xe02b;
+  r0.cr3 = 0x3000;
+  r0.fs_base = 0x7f0000001000ull;
+  auto r1 = r0;
+  r1.rax = 0x5555;
+  r1.rip = 0xffffffff81000456ull;
+  write_pv_vcpu(t.path / "d", 0, r0);
+  write_pv_vcpu(t.path / "d", 1, r1);
+  const auto core = t.path / "core.elf";
+  auto sum = ec::write_elf_core((t.path / "d").string(), core.string());
+  ASSERT_TRUE(sum.has_value()) << sum.error().message;
+  EXPECT_EQ(sum->vcpus, 2u);
+  EXPECT_EQ(sum->segments, 2u);
+
+  const std::string notes = capture("readelf -nW " + core.string() + " 2>&1");
+  EXPECT_EQ(std::count(notes.begin(), notes.end(), '\n') >= 4, true) << notes;
+  EXPECT_NE(notes.find("NT_PRSTATUS"), std::string::npos) << notes;
+
+  const std::string out = gdb(core, "-ex 'info threads' -ex 'info registers'");
+  EXPECT_NE(out.find("LWP 1"), std::string::npos) << out;
+  EXPECT_NE(out.find("LWP 2"), std::string::npos) << out;
+  EXPECT_EQ(out.find("LWP 3"), std::string::npos) << out;
+  EXPECT_EQ(out.find("Couldn't find general-purpose registers"), std::string::npos) << out;
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(rax\s+0x1111222233334444)"))) << out;
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(rbx\s+0xb0b0)"))) << out;
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(r15\s+0xf15f15)"))) << out;
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(rip\s+0xffffffff81000123)"))) << out;
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(rsp\s+0xffffc90000003f00)"))) << out;
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(eflags\s+0x246)"))) << out;
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(cs\s+0xe033)"))) << out;
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(ss\s+0xe02b)"))) << out;
+
+  const std::string second = gdb(core, "-ex 'thread 2' -ex 'info registers rax rip'");
+  EXPECT_TRUE(std::regex_search(second, std::regex(R"(rax\s+0x5555)"))) << second;
+  EXPECT_TRUE(std::regex_search(second, std::regex(R"(rip\s+0xffffffff81000456)"))) << second;
+
+  // gdb reads guest-physical memory through the PT_LOADs (p_vaddr = p_paddr).
+  const std::string mem = gdb(core, "-ex 'x/1bx 0x20005'");
+  char want[32];
+  std::snprintf(want, sizeof want, "0x%02x", static_cast<unsigned>((0x20 * 131 + 5 * 7 + 1) & 0xFF));
+  EXPECT_NE(mem.find(want), std::string::npos) << mem;
+}
+
+TEST(ElfCore, MoreThan65535RunsUsePnXnumAndReadelfAndGdbAcceptIt) {
+  TempDir t;
+  // 70000 single-page runs (every other pfn); memory.raw holds real pages
+  // for the first runs only, the rest of the core stays a hole.
+  constexpr std::uint64_t kRuns = 70000;
+  std::vector<PfnRun> runs;
+  for (std::uint64_t i = 0; i < kRuns; ++i) runs.push_back({2 * i, 2 * i + 1});
+  make_domain(t.path / "d", {{0, 1}, {2, 3}, {4, 5}}, 5);
+  xenstream::memview::testing::TestRegs r;
+  r.rax = 0xabcdef;
+  write_pv_vcpu(t.path / "d", 0, r);
+  const int fd = ::open((t.path / "d" / "memory.raw").c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  auto vcpus = xenstream::memview::read_dir_vcpus((t.path / "d").string());
+  ASSERT_TRUE(vcpus.has_value());
+  const auto core = t.path / "big.elf";
+  auto sum = ec::write_elf_core(fd, runs, core.string(), false, *vcpus);
+  ::close(fd);
+  ASSERT_TRUE(sum.has_value()) << sum.error().message;
+  EXPECT_EQ(sum->segments, kRuns);
+
+  const std::string raw = slurp(core).substr(0, 64 + (kRuns + 1) * sizeof(Elf64_Phdr) + sizeof(Elf64_Shdr));
+  Elf64_Ehdr eh;
+  std::memcpy(&eh, raw.data(), sizeof eh);
+  EXPECT_EQ(eh.e_phnum, PN_XNUM);
+  EXPECT_EQ(eh.e_shnum, 1u);
+  Elf64_Shdr sh;
+  std::memcpy(&sh, raw.data() + eh.e_shoff, sizeof sh);
+  EXPECT_EQ(sh.sh_info, kRuns + 1);  // the PT_NOTE and every PT_LOAD
+
+  const std::string hdr = capture("readelf -hW " + core.string() + " 2>&1");
+  EXPECT_NE(hdr.find("Number of program headers:         65535 (70001)"), std::string::npos) << hdr;
+  const std::string ph = capture("readelf -lW " + core.string() + " 2>&1 | grep -c ' LOAD '");
+  EXPECT_EQ(std::stoull(ph), kRuns);
+  const std::string warn = capture("readelf -lW " + core.string() + " 2>&1 | grep -ci warning");
+  EXPECT_EQ(std::stoull(warn), 0u);
+
+  const std::string out = gdb(core, "-ex 'info registers rax' -ex 'x/1bx 0x4003' -ex 'x/1bx 0x222e0'");
+  EXPECT_TRUE(std::regex_search(out, std::regex(R"(rax\s+0xabcdef)"))) << out;
+  char want[32];
+  std::snprintf(want, sizeof want, "0x%02x", static_cast<unsigned>((4 * 131 + 3 * 7 + 1) & 0xFF));
+  EXPECT_NE(out.find(std::string("0x4003:\t") + want), std::string::npos) << out;
+  // pfn 0x22 is run 0x11, a hole in memory.raw: present in the core as zeros.
+  EXPECT_NE(out.find("0x222e0:\t0x00"), std::string::npos) << out;
 }
