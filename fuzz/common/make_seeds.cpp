@@ -59,6 +59,31 @@ std::vector<Sample> choice_seeds() {
   return out;
 }
 
+// Page-walk inputs (fuzz/fuzz_page_walk.cpp): a 32-octet header choosing the
+// mode, cr3 and addresses, then pages. One seed per mode, each with a chain
+// of tables that maps its first address.
+std::vector<Sample> page_walk_seeds() {
+  std::vector<Sample> out;
+  auto put = [](std::vector<std::byte>& b, std::size_t at, std::uint64_t v, unsigned n) {
+    if (b.size() < at + n) b.resize(at + n);
+    for (unsigned i = 0; i < n; ++i) b[at + i] = std::byte(static_cast<std::uint8_t>(v >> (8 * i)));
+  };
+  const char* names[] = {"none", "2level", "pae", "long4", "long5"};
+  for (unsigned mode = 0; mode < 5; ++mode) {
+    std::vector<std::byte> b(32 + 6 * 4096);
+    put(b, 0, mode, 1);
+    put(b, 1, 3, 1);       // pse, nxe
+    put(b, 2, 0xFF, 2);    // max_pfn
+    put(b, 8, 1 << 12, 8); // cr3: pfn 1
+    put(b, 16, 0x1234, 8); // index 0 at every level, offset 0x234
+    put(b, 24, 0xffffffff81000123ull, 8);
+    const unsigned size = mode == 1 ? 4 : 8;
+    for (unsigned pfn = 1; pfn <= 5; ++pfn) put(b, 32 + pfn * 4096, ((pfn + 1) << 12) | 0x3, size);
+    out.push_back({std::string("walk-") + names[mode], std::move(b)});
+  }
+  return out;
+}
+
 #ifdef XENSTREAM_HAVE_REMUS
 // Page encodings for pfns 0, 1, 2, 0, 1, 2, ... (fuzz_remus decodes the k-th
 // for pfn k mod 3): FULL pages first, then deltas of few and many words and
@@ -109,6 +134,8 @@ int main(int argc, char** argv) {
   ok = write_all(root / "fuzz_verify", streams) && ok;
   ok = write_all(root / "fuzz_restore", streams) && ok;
   ok = write_all(root / "fuzz_blobs", blobs) && ok;
+  ok = write_all(root / "fuzz_memview", streams) && ok;
+  ok = write_all(root / "fuzz_page_walk", page_walk_seeds()) && ok;
   // Legacy heads (with and without an xl header); make_convert_seeds adds
   // whole legacy images when the converter tests' builder is there.
   std::vector<Sample> legacy;

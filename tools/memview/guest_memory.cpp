@@ -31,8 +31,9 @@ namespace xl = format::libxl;
 struct GuestMemory::Mapping {
   const std::byte* base = nullptr;
   std::size_t size = 0;
+  bool owned = true;  // munmap on destruction
   ~Mapping() {
-    if (base != nullptr && size > 0) ::munmap(const_cast<std::byte*>(base), size);
+    if (owned && base != nullptr && size > 0) ::munmap(const_cast<std::byte*>(base), size);
   }
 };
 
@@ -412,6 +413,17 @@ Expected<std::unique_ptr<GuestMemory>> GuestMemory::open_stream(const std::strin
   StreamIndexer ix(*mem, opts, path);
   XS_TRY(ix.run());
   ::madvise(const_cast<std::byte*>(mem->map_->base), mem->map_->size, MADV_RANDOM);
+  return mem;
+}
+
+Expected<std::unique_ptr<GuestMemory>> GuestMemory::open_bytes(Bytes data, const OpenOptions& opts, std::string name) {
+  std::unique_ptr<GuestMemory> mem(new GuestMemory());
+  mem->map_ = std::make_unique<Mapping>();
+  mem->map_->base = data.data();
+  mem->map_->size = data.size();
+  mem->map_->owned = false;
+  StreamIndexer ix(*mem, opts, std::move(name));
+  XS_TRY(ix.run());
   return mem;
 }
 

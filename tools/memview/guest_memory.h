@@ -91,6 +91,10 @@ class GuestMemory {
   //                 or its framing is broken (offset in the file)
   //   kLimit:       the index would exceed max_extents
   static Expected<std::unique_ptr<GuestMemory>> open_stream(const std::string& path, const OpenOptions& opts = {});
+  // The same over bytes the caller keeps alive for the GuestMemory's life
+  // (tests, fuzzing); offsets are offsets in `data`.
+  static Expected<std::unique_ptr<GuestMemory>> open_bytes(Bytes data, const OpenOptions& opts = {},
+                                                           std::string name = "<memory>");
   // A restored domain directory.
   //   kUsage: not a restored domain (no manifest.json/memory.raw), or an
   //           unfinished restore (.xenstream/ present)
