@@ -120,7 +120,8 @@ std::vector<unsigned char> prstatus(const memview::VcpuRegs& r) {
 
 // QEMU's CPU-state note, version 1: u32 version, u32 size, rax rbx rcx rdx
 // rsi rdi rsp rbp r8..r15 rip rflags, ten segments {u32 selector, limit,
-// flags, pad; u64 base} (cs ds es fs gs ss ldt tr gdt idt), cr0..cr4.
+// flags, pad; u64 base} (cs ds es fs gs ss ldt tr gdt idt), cr0..cr4,
+// kernel_gs_base (the base swapgs brings in: PV gs_base_user, HVM shadow_gs).
 std::vector<unsigned char> qemu_cpu_state(const memview::VcpuRegs& r) {
   std::vector<unsigned char> d(kQemuCpuStateSize, 0);
   put(d, 0, 1, 4);
@@ -136,6 +137,7 @@ std::vector<unsigned char> qemu_cpu_state(const memview::VcpuRegs& r) {
   const std::size_t cr = seg + 24 * 10;
   const std::uint64_t crs[5] = {r.cr0, 0, r.cr2, r.cr3, r.cr4};
   for (int i = 0; i < 5; ++i) put(d, cr + 8 * i, crs[i], 8);
+  put(d, cr + 40, r.gs_base_user, 8);
   return d;
 }
 

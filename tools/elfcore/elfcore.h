@@ -72,8 +72,9 @@ Expected<ElfCoreSummary> write_elf_core(int memory_fd, const std::vector<PfnRun>
 // The PT_NOTE contents for `vcpus`: NT_PRSTATUS notes, then QEMU notes.
 std::vector<unsigned char> vcpu_notes(const std::vector<memview::VcpuRegs>& vcpus);
 
-// Size of x86-64 elf_prstatus and of QEMU's CPU-state note (version 1).
+// Size of x86-64 elf_prstatus and of QEMU's CPU-state note (version 1 with
+// kernel_gs_base, as QEMU 7.2 writes it).
 inline constexpr std::size_t kPrstatusSize = 336;
-inline constexpr std::size_t kQemuCpuStateSize = 432;
+inline constexpr std::size_t kQemuCpuStateSize = 440;
 
 }  // namespace xenstream::elfcore
