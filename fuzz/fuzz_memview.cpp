@@ -6,7 +6,8 @@
 // first and last page readable exactly when it is data or zero; find() agrees
 // with the extents; page-walk translations from every vCPU for a few
 // addresses end (with a result of at most five steps, or an error that is
-// described). A checkpointed input is indexed again at checkpoint 1.
+// described). A checkpointed input is indexed again at checkpoint 1, which
+// must open (a broken vCPU record there only sets vcpu_error).
 #include <cstddef>
 #include <cstdint>
 
@@ -72,7 +73,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if ((*m)->info().checkpoints > 1) {
     o.checkpoint = 1;
     auto first = GuestMemory::open_bytes(in, o);
-    FUZZ_CHECK(first.has_value(), "checkpoint 1 of a stream with more cannot be opened");
+    FUZZ_CHECK(first.has_value(), "checkpoint 1 of a stream with more cannot be opened: " + first.error().message);
+    FUZZ_CHECK((*first)->info().checkpoint == 1, "opened at the wrong checkpoint");
     check(**first, size);
   }
   return 0;

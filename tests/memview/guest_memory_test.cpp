@@ -379,3 +379,34 @@ TEST(GuestMemory, RefusesWhatItCannotMap) {
   ASSERT_FALSE(missing.has_value());
   EXPECT_EQ(missing.error().code, ErrorCode::kIo);
 }
+
+TEST(GuestMemory, BrokenVcpuStateLeavesMemoryReadable) {
+  // The fuzzer's find (testdata/regress/fuzz_memview): checkpoint 1 carries
+  // an HVM context whose CPU entry runs past its end; checkpoint 2 a good one.
+  TempDir t;
+  ImageBuilder b(true);
+  auto broken = hvm_context({TestRegs{}});
+  put32(broken.data() + 8 + 24 + 4, 0xFFFFFF00);  // the CPU descriptor's length
+  b.record(0x09, broken);
+  b.page_data({entry(kNotab, 0)}, {filled(0)});
+  b.checkpoint();
+  b.hvm_cpus({TestRegs{}});
+  b.checkpoint();
+  const auto path = write_file(t.path / "s", b.unfinished()).string();
+  mv::OpenOptions o;
+  o.checkpoint = 1;
+  auto m = mv::GuestMemory::open_stream(path, o);
+  ASSERT_TRUE(m.has_value()) << m.error().describe();
+  EXPECT_TRUE(same(*(*m)->page(0), filled(0)));
+  EXPECT_TRUE((*m)->vcpus().empty());
+  EXPECT_NE((*m)->info().vcpu_error.find("runs past the blob's end"), std::string::npos) << (*m)->info().vcpu_error;
+  auto v = (*m)->translate(0, 0x1000);
+  ASSERT_FALSE(v.has_value());
+  EXPECT_EQ(v.error().code, ErrorCode::kMalformed);
+  EXPECT_EQ(v.error().message.rfind("no vcpu state: offset 0x", 0), 0u) << v.error().message;
+  o.checkpoint = 2;
+  auto good = mv::GuestMemory::open_stream(path, o);
+  ASSERT_TRUE(good.has_value());
+  EXPECT_EQ((*good)->vcpus().size(), 1u);
+  EXPECT_TRUE((*good)->info().vcpu_error.empty());
+}

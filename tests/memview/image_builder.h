@@ -125,6 +125,7 @@ class ImageBuilder {
     const auto blob = hvm_context(cpus);
     ok(w_.append(format::libxc::RecordType::kHvmContext, {Bytes(blob)}));
   }
+  void record(std::uint32_t type, const std::vector<std::byte>& body) { ok(w_.append(type, {Bytes(body)})); }
   void checkpoint() { ok(w_.append(format::libxc::RecordType::kCheckpoint)); }
   std::vector<std::byte>& finish() {
     auto r = w_.finish();

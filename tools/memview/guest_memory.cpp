@@ -284,7 +284,12 @@ class StreamIndexer {
     mem_.info_.checkpoint = checkpointed_ ? commits_ : 0;
     mem_.info_.checkpoints = checkpointed_ ? commits_ : 0;
     mem_.info_.source = "stream";
-    return decode_vcpus();
+    auto v = decode_vcpus();
+    if (!v) {
+      mem_.vcpus_.clear();
+      mem_.info_.vcpu_error = v.error().describe();
+    }
+    return {};
   }
 
  private:
@@ -493,8 +498,11 @@ Expected<std::unique_ptr<GuestMemory>> open_dir_impl(const std::string& dir) {
   mem->info_.source = "dir";
 
   auto v = read_dir_vcpus(dir);
-  if (!v) return std::move(v).error();
-  mem->vcpus_ = std::move(*v);
+  if (v) {
+    mem->vcpus_ = std::move(*v);
+  } else {
+    mem->info_.vcpu_error = v.error().describe();
+  }
   return mem;
 }
 
@@ -569,6 +577,9 @@ Expected<Bytes> GuestMemory::read(std::uint64_t gpa, std::uint64_t len, std::vec
 Expected<const VcpuRegs*> GuestMemory::vcpu(std::uint32_t id) const {
   for (const auto& v : vcpus_) {
     if (v.id == id) return &v;
+  }
+  if (!info_.vcpu_error.empty()) {
+    return make_error(ErrorCode::kMalformed, 0, "no vcpu state: " + info_.vcpu_error);
   }
   return usage("no vcpu " + std::to_string(id) + " in the image (it has " + std::to_string(vcpus_.size()) + ")");
 }

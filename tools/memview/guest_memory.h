@@ -81,6 +81,9 @@ struct GuestInfo {
   std::uint64_t checkpoints = 0;      // complete checkpoints in the stream
   bool truncated = false;             // a checkpointed stream broke after `checkpoints`
   std::string source;                 // "stream" or "dir"
+  // The vCPU state did not decode (a broken HVM context or vCPU record):
+  // memory stays readable, vcpus() is empty and vcpu() reports this.
+  std::string vcpu_error;
 };
 
 class GuestMemory {

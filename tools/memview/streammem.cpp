@@ -213,7 +213,8 @@ int main(int argc, char** argv) {
                         {"max_pfn", hex(i.max_pfn)},    {"pages_present", i.pages_present},
                         {"runs", ranges.size()},        {"index_entries", m.extents().size()},
                         {"index_bytes", m.index_bytes()}, {"checkpoint", i.checkpoint},
-                        {"truncated", i.truncated},     {"vcpus", ids}}
+                        {"truncated", i.truncated},     {"vcpus", ids},
+                        {"vcpu_error", i.vcpu_error.empty() ? json() : json(i.vcpu_error)}}
                        .dump()
                 << "\n";
     } else {
@@ -223,6 +224,7 @@ int main(int argc, char** argv) {
                 << " runs\n"
                 << "index " << m.extents().size() << " entries, " << m.index_bytes() << " octets\n"
                 << "vcpus " << m.vcpus().size() << "\n";
+      if (!i.vcpu_error.empty()) std::cout << "vcpu state unreadable: " << i.vcpu_error << "\n";
       if (i.checkpoint != 0) std::cout << "checkpoint " << i.checkpoint << (i.truncated ? " (stream truncated after it)" : "") << "\n";
     }
     return kExitOk;
@@ -260,6 +262,7 @@ int main(int argc, char** argv) {
   }
 
   if (regs->parsed()) {
+    if (!m.info().vcpu_error.empty()) return fail(make_error(ErrorCode::kMalformed, 0, "no vcpu state: " + m.info().vcpu_error));
     json arr = json::array();
     bool any = false;
     for (const auto& r : m.vcpus()) {
