@@ -14,3 +14,4 @@ PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig:$work/prefix/lib/x86_64-linux-gnu/pk
   c++ -o "$work/consumer-pc" "$here/consumer/main.cpp" $(PKG_CONFIG_PATH="$work/prefix/lib/pkgconfig:$work/prefix/lib/x86_64-linux-gnu/pkgconfig" pkg-config --cflags --libs --static xenstream)
 "$work/consumer-pc"
 test -x "$work/prefix/bin/streamverify" || { echo "streamverify not installed" >&2; exit 1; }
+test -x "$work/prefix/bin/streammem" || { echo "streammem not installed" >&2; exit 1; }
