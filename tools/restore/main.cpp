@@ -184,8 +184,9 @@ int main(int argc, char** argv) {
                "with --xl-migrate-receive: be an `xl remus` secondary (migrate-receive -r): take "
                "checkpoints until the primary goes away, then fail over (exit 3)");
   app.add_option("--elf", elf_path,
-                 "also write the restored memory as an ELF64 core file (one PT_LOAD per run of "
-                 "present pfns, guest-physical addresses in p_paddr); without --out, DIR is temporary");
+                 "also write the restored memory as an ELF64 core file in QEMU's dump-guest-memory "
+                 "layout (one NT_PRSTATUS note per vCPU, one PT_LOAD per run of present pfns, "
+                 "guest-physical addresses in p_paddr); without --out, DIR is temporary");
   app.add_option("--max-memory", max_memory,
                  "largest guest-physical memory to restore, in bytes (suffixes K, M, G, T): a page "
                  "above it fails the restore before anything is written for it [default 16T]")
