@@ -182,6 +182,9 @@ TEST(StreammemCli, ExitCodesAndMessages) {
   EXPECT_EQ(run("frobnicate " + img, t.path).status, 2);
   EXPECT_EQ(run("read " + (t.path / "missing").string() + " 0", t.path).status, 2);
   EXPECT_EQ(run("read " + img + " 0 8 --checkpoint 2", t.path).status, 2);
+  auto stdin_img = run("info - < " + img, t.path);
+  EXPECT_EQ(stdin_img.status, 2);
+  EXPECT_NE(stdin_img.err.find("not stdin"), std::string::npos) << stdin_img.err;
 
   // A hostile table (an L3 entry beyond max_pfn, the highest present pfn;
   // XTAB pfns are not present) is a bad image: exit 1.

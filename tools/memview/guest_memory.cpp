@@ -509,6 +509,7 @@ Expected<std::unique_ptr<GuestMemory>> open_dir_impl(const std::string& dir) {
 Expected<std::unique_ptr<GuestMemory>> GuestMemory::open_dir(const std::string& dir) { return open_dir_impl(dir); }
 
 Expected<std::unique_ptr<GuestMemory>> GuestMemory::open(const std::string& path, const OpenOptions& opts) {
+  if (path == "-") return usage("-: random access needs a file or a restored directory, not stdin (save the stream to a file first)");
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) {
     if (opts.checkpoint) return usage(path + ": --checkpoint applies to streams, not to a restored directory");
