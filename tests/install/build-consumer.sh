@@ -22,7 +22,7 @@ cp "$here/consumer/main.cpp" "$here/consumer/CMakeLists.txt" "$work/"
 cmake -S "$work" -B "$work/cmake-build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
 cmake --build "$work/cmake-build" >/dev/null
 
-pcdirs=$(ls -d "$prefix"/lib/pkgconfig "$prefix"/lib/*/pkgconfig 2>/dev/null | paste -sd:)
+pcdirs=$(shopt -s nullglob; dirs=("$prefix"/lib/pkgconfig "$prefix"/lib/*/pkgconfig); IFS=:; echo "${dirs[*]}")
 flags=$(PKG_CONFIG_PATH="$pcdirs" pkg-config --cflags --libs --static xenstream)
 c++ -std=c++20 -o "$work/list-records-pc" "$work/main.cpp" $flags
 

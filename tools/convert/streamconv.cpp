@@ -15,11 +15,11 @@
 #include <optional>
 #include <string>
 
-#include "codecs/open_input.h"
-#include "libstream/sink.h"
-#include "libstream/source.h"
+#include <xenstream/codecs/open_input.h>
+#include <xenstream/libstream/sink.h>
+#include <xenstream/libstream/source.h>
+#include "tools/common/cli.h"
 #include "tools/common/progress.h"
-#include "tools/common/version.h"
 #include "tools/convert/converter.h"
 
 namespace {
@@ -101,14 +101,7 @@ int main(int argc, char** argv) {
   app.add_flag("-q,--quiet", quiet, "print errors only");
   app.add_flag("--syslog", syslog_flag, "also send messages to syslog");
 
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    app.exit(e);
-    return kExitUsage;
-  }
+  if (auto rc = cli::parse_command_line(app, argc, argv)) return *rc;
   if (syslog_flag) {
     use_syslog = true;
     openlog("streamconv", LOG_PID, LOG_USER);

@@ -10,8 +10,8 @@
 #include <optional>
 #include <string>
 
+#include "tools/common/cli.h"
 #include "tools/common/progress.h"
-#include "tools/common/version.h"
 #include "tools/gen/synth.h"
 
 namespace {
@@ -124,14 +124,7 @@ int main(int argc, char** argv) {
   app.add_flag("--json", json, "print a JSON summary on stdout (not with OUT = -)");
   app.add_flag("-q,--quiet", quiet, "no progress line");
 
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    app.exit(e);
-    return kExitUsage;
-  }
+  if (auto rc = cli::parse_command_line(app, argc, argv)) return *rc;
 
   o.guest = guest == "pv" ? GuestType::kPv : GuestType::kHvm;
   o.container = container == "xl" ? ContainerType::kXl

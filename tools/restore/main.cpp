@@ -14,13 +14,13 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "codecs/open_input.h"
-#include "libstream/headers.h"
+#include <xenstream/codecs/open_input.h>
+#include <xenstream/libstream/headers.h>
 #include "tools/restore/manifest.h"
 #include "tools/restore/directory_backend.h"
 #include "tools/restore/restore_driver.h"
+#include "tools/common/cli.h"
 #include "tools/common/progress.h"
-#include "tools/common/version.h"
 #include "tools/elfcore/elfcore.h"
 #include "tools/migrate/xl_migrate.h"
 
@@ -147,14 +147,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(std::uint64_t{4096}, std::uint64_t{1} << 44));
   app.add_option("--recover", recover_dir,
                  "finish or roll back an interrupted restore in this directory, then exit");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    app.exit(e);
-    return kExitUsage;
-  }
+  if (auto rc = cli::parse_command_line(app, argc, argv)) return *rc;
 
   if (!recover_dir.empty()) {
     if (!input.empty() || !out.empty()) {

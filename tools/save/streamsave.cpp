@@ -7,10 +7,10 @@
 #include <string>
 #include <vector>
 
-#include "codecs/zstd/zstd_sink.h"
-#include "libstream/sink.h"
+#include <xenstream/codecs/zstd/zstd_sink.h>
+#include <xenstream/libstream/sink.h>
+#include "tools/common/cli.h"
 #include "tools/common/progress.h"
-#include "tools/common/version.h"
 #include "tools/save/save.h"
 
 using namespace xenstream;
@@ -59,12 +59,7 @@ int main(int argc, char** argv) {
                "ending with CHECKPOINT (and CHECKPOINT_END); no END record");
   app.add_flag("--json", json, "print a one-line JSON summary on stderr");
   app.add_flag("-q,--quiet", quiet, "no progress line");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    const int rc = app.exit(e);
-    return rc == 0 ? 0 : 2;
-  }
+  if (auto rc = cli::parse_command_line(app, argc, argv)) return *rc;
   if (!checkpointed && dirs.size() != 1) {
     std::cerr << "streamsave: error: several directories need --checkpointed\n";
     return 2;

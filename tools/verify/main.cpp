@@ -6,8 +6,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "tools/common/cli.h"
 #include "tools/common/progress.h"
-#include "tools/common/version.h"
 #include "tools/verify/report.h"
 #include "tools/verify/verifier.h"
 
@@ -46,12 +46,7 @@ int main(int argc, char** argv) {
   app.add_flag("--json", json_out, "Print the result as one JSON document on stdout");
   app.add_flag("-q,--quiet", quiet, "Print nothing; only the exit status tells (with --json: only the document)");
   app.add_option("input", input, "Stream to check, '-' for stdin")->required();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    const int rc = app.exit(e);
-    return rc == 0 ? 0 : 2;
-  }
+  if (auto rc = cli::parse_command_line(app, argc, argv)) return *rc;
 
   verify::VerifyOptions options;
   if (format == "xl") options.format = FormatHint::kXl;

@@ -1,4 +1,4 @@
-#include "tools/common/version.h"
+#include "tools/common/cli.h"
 
 #include <CLI/CLI.hpp>
 
@@ -20,6 +20,16 @@ std::string version_line(std::string_view tool) {
 
 void add_version_flag(CLI::App& app, std::string_view tool) {
   app.set_version_flag("--version", version_line(tool), "Print the version and the git revision, then exit");
+}
+
+std::optional<int> parse_command_line(CLI::App& app, int argc, char** argv) {
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // CLI11 reports --help and --version as "errors" whose exit code is 0.
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  return std::nullopt;
 }
 
 }  // namespace xenstream::cli
