@@ -26,7 +26,7 @@ debs=("$work"/xenstream_"$version"_*.deb "$work"/libxenstream-dev_"$version"_*.d
 for d in "${debs[@]}"; do [[ -f $d ]] || die "missing package $d"; done
 
 say "lintian"
-lintian --fail-on error --no-tag-display-limit "${debs[@]}" | tee "$work/lintian.txt" >&2 ||
+lintian --fail-on error --tag-display-limit 0 "${debs[@]}" | tee "$work/lintian.txt" >&2 ||
   die "lintian reports errors"
 
 say "installing with apt-get"
