@@ -1,6 +1,6 @@
-#include "codecs/open_input.h"
+#include <xenstream/codecs/open_input.h>
 
-#include "codecs/zstd/zstd_source.h"
+#include <xenstream/codecs/zstd/zstd_source.h>
 
 namespace xenstream::codecs {
 

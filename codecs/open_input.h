@@ -6,7 +6,7 @@
 #include <memory>
 #include <string>
 
-#include "libstream/source.h"
+#include <xenstream/libstream/source.h>
 
 namespace xenstream::codecs {
 

@@ -11,8 +11,8 @@
 #include <cstdint>
 
 #include "fuzz/common/walk.h"
-#include "libstream/blobs/hvm_context.h"
-#include "libstream/blobs/qemu_state.h"
+#include <xenstream/libstream/blobs/hvm_context.h>
+#include <xenstream/libstream/blobs/qemu_state.h>
 
 namespace {
 

@@ -10,7 +10,7 @@
 #include <cstdint>
 
 #include "fuzz/common/walk.h"
-#include "libstream/headers.h"
+#include <xenstream/libstream/headers.h>
 
 namespace {
 

@@ -13,7 +13,7 @@
 #include <string>
 
 #include "fuzz/common/walk.h"
-#include "libstream/format/libxc.h"
+#include <xenstream/libstream/format/libxc.h>
 #include "tools/convert/converter.h"
 
 namespace {

@@ -15,8 +15,8 @@
 #include <map>
 #include <optional>
 
-#include "codecs/remus/page_store.h"
-#include "codecs/remus/remus_codec.h"
+#include <xenstream/codecs/remus/page_store.h>
+#include <xenstream/codecs/remus/remus_codec.h>
 #include "fuzz/common/walk.h"
 
 namespace {

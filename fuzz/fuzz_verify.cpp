@@ -11,7 +11,7 @@
 #include <map>
 #include <string>
 
-#include "codecs/zstd/zstd_source.h"
+#include <xenstream/codecs/zstd/zstd_source.h>
 #include "fuzz/common/walk.h"
 #include "tools/verify/verifier.h"
 

@@ -23,14 +23,14 @@
 #include <utility>
 #include <vector>
 
-#include "codecs/zstd/zstd_sink.h"
-#include "codecs/zstd/zstd_source.h"
+#include <xenstream/codecs/zstd/zstd_sink.h>
+#include <xenstream/codecs/zstd/zstd_source.h>
 #include "fuzz/common/walk.h"
-#include "libstream/fields.h"
-#include "libstream/format/containers.h"
-#include "libstream/record_writer.h"
-#include "libstream/records.h"
-#include "libstream/stream_cursor.h"
+#include <xenstream/libstream/fields.h>
+#include <xenstream/libstream/format/containers.h>
+#include <xenstream/libstream/record_writer.h>
+#include <xenstream/libstream/records.h>
+#include <xenstream/libstream/stream_cursor.h>
 
 namespace {
 

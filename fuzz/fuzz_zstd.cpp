@@ -10,8 +10,8 @@
 #include <cstdint>
 #include <memory>
 
-#include "codecs/open_input.h"
-#include "codecs/zstd/zstd_source.h"
+#include <xenstream/codecs/open_input.h>
+#include <xenstream/codecs/zstd/zstd_source.h>
 #include "fuzz/common/walk.h"
 
 namespace {

@@ -1,4 +1,4 @@
-#include "libstream/error.h"
+#include <xenstream/libstream/error.h>
 
 #include <cstring>
 #include <cstdio>

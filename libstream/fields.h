@@ -12,8 +12,8 @@
 #include <cstdint>
 #include <cstring>
 
-#include "libstream/format/endian.h"
-#include "libstream/source.h"
+#include <xenstream/libstream/format/endian.h>
+#include <xenstream/libstream/source.h>
 
 namespace xenstream {
 

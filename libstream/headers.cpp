@@ -1,12 +1,12 @@
-#include "libstream/headers.h"
+#include <xenstream/libstream/headers.h>
 
 #include <algorithm>
 #include <array>
 #include <cstring>
 
-#include "libstream/format/containers.h"
-#include "libstream/format/libxc.h"
-#include "libstream/format/libxl.h"
+#include <xenstream/libstream/format/containers.h>
+#include <xenstream/libstream/format/libxc.h>
+#include <xenstream/libstream/format/libxl.h>
 
 namespace xenstream {
 

@@ -11,9 +11,9 @@
 #include <optional>
 #include <string>
 
-#include "libstream/error.h"
-#include "libstream/fields.h"
-#include "libstream/source.h"
+#include <xenstream/libstream/error.h>
+#include <xenstream/libstream/fields.h>
+#include <xenstream/libstream/source.h>
 
 namespace xenstream {
 

@@ -1,6 +1,6 @@
-#include "libstream/record_names.h"
+#include <xenstream/libstream/record_names.h>
 
-#include "libstream/error.h"
+#include <xenstream/libstream/error.h>
 
 namespace xenstream {
 namespace {
@@ -13,12 +13,12 @@ struct Names {
 
 constexpr Names kLibxc[] = {
 #define LIBXC_RECORD(name, value, spec, json) {value, spec, json},
-#include "libstream/format/record_types.def"
+#include <xenstream/libstream/format/record_types.def>
 #undef LIBXC_RECORD
 };
 constexpr Names kLibxl[] = {
 #define LIBXL_RECORD(name, value, spec, json) {value, spec, json},
-#include "libstream/format/record_types.def"
+#include <xenstream/libstream/format/record_types.def>
 #undef LIBXL_RECORD
 };
 

@@ -1,4 +1,4 @@
-#include "libstream/record_reader.h"
+#include <xenstream/libstream/record_reader.h>
 
 namespace xenstream {
 

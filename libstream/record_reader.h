@@ -6,10 +6,10 @@
 #include <cstdint>
 #include <optional>
 
-#include "libstream/error.h"
-#include "libstream/fields.h"
-#include "libstream/record_names.h"
-#include "libstream/source.h"
+#include <xenstream/libstream/error.h>
+#include <xenstream/libstream/fields.h>
+#include <xenstream/libstream/record_names.h>
+#include <xenstream/libstream/source.h>
 
 namespace xenstream {
 

@@ -1,4 +1,4 @@
-#include "libstream/record_writer.h"
+#include <xenstream/libstream/record_writer.h>
 
 #include <array>
 

@@ -14,11 +14,11 @@
 #include <utility>
 #include <vector>
 
-#include "libstream/error.h"
-#include "libstream/fields.h"
-#include "libstream/format/libxc.h"
-#include "libstream/format/libxl.h"
-#include "libstream/sink.h"
+#include <xenstream/libstream/error.h>
+#include <xenstream/libstream/fields.h>
+#include <xenstream/libstream/format/libxc.h>
+#include <xenstream/libstream/format/libxl.h>
+#include <xenstream/libstream/sink.h>
 
 namespace xenstream {
 

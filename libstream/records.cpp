@@ -1,8 +1,8 @@
-#include "libstream/records.h"
+#include <xenstream/libstream/records.h>
 
 #include <cstring>
 
-#include "libstream/format/libxc.h"
+#include <xenstream/libstream/format/libxc.h>
 
 namespace xenstream {
 

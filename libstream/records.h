@@ -12,9 +12,9 @@
 #include <utility>
 #include <vector>
 
-#include "libstream/error.h"
-#include "libstream/fields.h"
-#include "libstream/record_reader.h"
+#include <xenstream/libstream/error.h>
+#include <xenstream/libstream/fields.h>
+#include <xenstream/libstream/record_reader.h>
 
 namespace xenstream {
 

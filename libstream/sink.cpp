@@ -1,4 +1,4 @@
-#include "libstream/sink.h"
+#include <xenstream/libstream/sink.h>
 
 #include <fcntl.h>
 #include <sys/stat.h>

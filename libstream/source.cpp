@@ -1,4 +1,4 @@
-#include "libstream/source.h"
+#include <xenstream/libstream/source.h>
 
 #include <fcntl.h>
 #include <sys/mman.h>

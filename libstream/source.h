@@ -26,7 +26,7 @@
 #include <string>
 #include <vector>
 
-#include "libstream/error.h"
+#include <xenstream/libstream/error.h>
 
 namespace xenstream {
 

@@ -1,7 +1,7 @@
-#include "libstream/stream_cursor.h"
+#include <xenstream/libstream/stream_cursor.h>
 
-#include "libstream/format/libxc.h"
-#include "libstream/format/libxl.h"
+#include <xenstream/libstream/format/libxc.h>
+#include <xenstream/libstream/format/libxl.h>
 
 namespace xenstream {
 

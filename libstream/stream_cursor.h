@@ -18,9 +18,9 @@
 #include <cstdint>
 #include <optional>
 
-#include "libstream/error.h"
-#include "libstream/headers.h"
-#include "libstream/record_reader.h"
+#include <xenstream/libstream/error.h>
+#include <xenstream/libstream/headers.h>
+#include <xenstream/libstream/record_reader.h>
 
 namespace xenstream {
 

@@ -11,6 +11,8 @@ packages=(
   python3 time
   # real peers used by the test suite
   qemu-system-x86 openssh-server gdb
+  # manual pages, completion and Debian packaging (built and checked by the suite)
+  scdoc mandoc man-db bash-completion debhelper dpkg-dev lintian
 )
 if [[ "${XENSTREAM_BENCH:-0}" == 1 ]]; then packages+=(hyperfine); fi
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # README command 2 (and what CI runs): set up, then build and run the whole
 # test suite three ways: a normal build, an ASan+UBSan build, and the
-# libFuzzer targets for a bounded time each; then clang-tidy.
+# libFuzzer targets for a bounded time each; the Debian packages (built,
+# linted, installed, used and removed); then clang-tidy.
 #   XENSTREAM_FUZZ_SECONDS  seconds per fuzz target (default 60)
 #   XENSTREAM_QUICK=1       only the normal build and its tests
 set -euo pipefail
@@ -32,6 +33,9 @@ if [[ -x "$root/.ci/fuzz.sh" ]]; then
     -DCMAKE_BUILD_TYPE=None -DCMAKE_CXX_FLAGS=-O1
   "$root/.ci/fuzz.sh" "$root/build-fuzz" "${XENSTREAM_FUZZ_SECONDS:-60}"
 fi
+step "Debian packages: build, lintian, install, use, remove"
+"$root/scripts/deb-test.sh" "$root/build-deb"
+
 if [[ -x "$root/.ci/tidy.sh" ]]; then
   step "clang-tidy on libstream/ and codecs/"
   "$root/.ci/tidy.sh" "$root/build"

@@ -10,9 +10,9 @@
 #include <cstdlib>
 #include <vector>
 
-#include "libstream/format/libxc.h"
-#include "libstream/format/libxl.h"
-#include "libstream/record_writer.h"
+#include <xenstream/libstream/format/libxc.h>
+#include <xenstream/libstream/format/libxl.h>
+#include <xenstream/libstream/record_writer.h>
 
 using namespace xenstream;
 namespace xc = format::libxc;

@@ -15,10 +15,10 @@
 #include <cstring>
 #include <string>
 
-#include "codecs/open_input.h"
-#include "libstream/headers.h"
-#include "libstream/records.h"
-#include "libstream/stream_cursor.h"
+#include <xenstream/codecs/open_input.h>
+#include <xenstream/libstream/headers.h>
+#include <xenstream/libstream/records.h>
+#include <xenstream/libstream/stream_cursor.h>
 
 namespace {
 

@@ -1,4 +1,4 @@
-#include "codecs/remus/page_store.h"
+#include <xenstream/codecs/remus/page_store.h>
 
 #include <fcntl.h>
 #include <sys/stat.h>

@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "libstream/error.h"
-#include "libstream/source.h"
+#include <xenstream/libstream/error.h>
+#include <xenstream/libstream/source.h>
 
 namespace xenstream::codecs::remus {
 

@@ -1,4 +1,4 @@
-#include "codecs/remus/remus_codec.h"
+#include <xenstream/codecs/remus/remus_codec.h>
 
 #include <algorithm>
 #include <cstring>

@@ -26,9 +26,9 @@
 #include <unordered_map>
 #include <vector>
 
-#include "codecs/remus/page_store.h"
-#include "libstream/error.h"
-#include "libstream/source.h"
+#include <xenstream/codecs/remus/page_store.h>
+#include <xenstream/libstream/error.h>
+#include <xenstream/libstream/source.h>
 
 namespace xenstream::codecs::remus {
 

@@ -1,4 +1,4 @@
-#include "codecs/zstd/zstd_sink.h"
+#include <xenstream/codecs/zstd/zstd_sink.h>
 
 #include <zstd.h>
 

@@ -6,7 +6,7 @@
 #include <memory>
 #include <vector>
 
-#include "libstream/sink.h"
+#include <xenstream/libstream/sink.h>
 
 struct ZSTD_CCtx_s;
 

@@ -1,11 +1,11 @@
-#include "codecs/zstd/zstd_source.h"
+#include <xenstream/codecs/zstd/zstd_source.h>
 
 #include <zstd.h>
 
 #include <algorithm>
 #include <cstring>
 
-#include "libstream/format/containers.h"
+#include <xenstream/libstream/format/containers.h>
 
 namespace xenstream::codecs {
 

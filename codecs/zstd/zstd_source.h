@@ -10,7 +10,7 @@
 #include <memory>
 #include <vector>
 
-#include "libstream/source.h"
+#include <xenstream/libstream/source.h>
 
 struct ZSTD_DCtx_s;
 

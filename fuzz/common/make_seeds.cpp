@@ -13,7 +13,7 @@
 #if __has_include("codecs/remus/remus_codec.h")
 #include <array>
 
-#include "codecs/remus/remus_codec.h"
+#include <xenstream/codecs/remus/remus_codec.h>
 #define XENSTREAM_HAVE_REMUS 1
 #endif
 

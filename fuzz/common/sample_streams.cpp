@@ -7,10 +7,10 @@
 #include <string_view>
 #include <utility>
 
-#include "codecs/zstd/zstd_sink.h"
-#include "libstream/fields.h"
-#include "libstream/format/containers.h"
-#include "libstream/record_writer.h"
+#include <xenstream/codecs/zstd/zstd_sink.h>
+#include <xenstream/libstream/fields.h>
+#include <xenstream/libstream/format/containers.h>
+#include <xenstream/libstream/record_writer.h>
 
 namespace xenstream::fuzz {
 

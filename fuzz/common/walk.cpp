@@ -5,10 +5,10 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "libstream/format/libxc.h"
-#include "libstream/format/libxl.h"
-#include "libstream/records.h"
-#include "libstream/stream_cursor.h"
+#include <xenstream/libstream/format/libxc.h>
+#include <xenstream/libstream/format/libxl.h>
+#include <xenstream/libstream/records.h>
+#include <xenstream/libstream/stream_cursor.h>
 
 namespace xenstream::fuzz {
 

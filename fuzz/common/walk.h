@@ -12,10 +12,10 @@
 #include <string>
 #include <vector>
 
-#include "libstream/error.h"
-#include "libstream/headers.h"
-#include "libstream/record_reader.h"
-#include "libstream/source.h"
+#include <xenstream/libstream/error.h>
+#include <xenstream/libstream/headers.h>
+#include <xenstream/libstream/record_reader.h>
+#include <xenstream/libstream/source.h>
 
 namespace xenstream::fuzz {
 

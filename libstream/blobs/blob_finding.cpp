@@ -1,4 +1,4 @@
-#include "libstream/blobs/blob_finding.h"
+#include <xenstream/libstream/blobs/blob_finding.h>
 
 namespace xenstream::blobs {
 

@@ -15,7 +15,7 @@
 #include <string_view>
 #include <vector>
 
-#include "libstream/error.h"
+#include <xenstream/libstream/error.h>
 
 namespace xenstream::blobs {
 

@@ -1,10 +1,10 @@
-#include "libstream/blobs/hvm_context.h"
+#include <xenstream/libstream/blobs/hvm_context.h>
 
 #include <algorithm>
 #include <bitset>
 #include <memory>
 
-#include "libstream/fields.h"
+#include <xenstream/libstream/fields.h>
 
 namespace xenstream::blobs {
 

@@ -1,9 +1,9 @@
-#include "libstream/blobs/qemu_state.h"
+#include <xenstream/libstream/blobs/qemu_state.h>
 
 #include <set>
 #include <utility>
 
-#include "libstream/fields.h"
+#include <xenstream/libstream/fields.h>
 
 namespace xenstream::blobs {
 

@@ -26,8 +26,8 @@
 #include <string>
 #include <vector>
 
-#include "libstream/blobs/blob_finding.h"
-#include "libstream/source.h"
+#include <xenstream/libstream/blobs/blob_finding.h>
+#include <xenstream/libstream/source.h>
 
 namespace xenstream::blobs {
 

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string_view>
 
-#include "libstream/format/endian.h"
+#include <xenstream/libstream/format/endian.h>
 
 namespace xenstream::format {
 

@@ -4,7 +4,7 @@
 
 #include <cstdint>
 
-#include "libstream/format/endian.h"
+#include <xenstream/libstream/format/endian.h>
 
 namespace xenstream::format::libxc {
 
@@ -58,7 +58,7 @@ inline constexpr std::uint32_t kRecordLengthMax = 0x08000000u;
 
 enum class RecordType : std::uint32_t {
 #define LIBXC_RECORD(name, value, spec, json) name = (value),
-#include "libstream/format/record_types.def"
+#include <xenstream/libstream/format/record_types.def>
 #undef LIBXC_RECORD
 };
 

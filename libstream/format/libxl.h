@@ -3,7 +3,7 @@
 
 #include <cstdint>
 
-#include "libstream/format/endian.h"
+#include <xenstream/libstream/format/endian.h>
 
 namespace xenstream::format::libxl {
 
@@ -23,7 +23,7 @@ static_assert(sizeof(Header) == 16, "spec/libxl.md, Stream header");
 
 enum class RecordType : std::uint32_t {
 #define LIBXL_RECORD(name, value, spec, json) name = (value),
-#include "libstream/format/record_types.def"
+#include <xenstream/libstream/format/record_types.def>
 #undef LIBXL_RECORD
 };
 

@@ -11,7 +11,7 @@
 #include <filesystem>
 #include <thread>
 
-#include "codecs/remus/remus_codec.h"
+#include <xenstream/codecs/remus/remus_codec.h>
 #include "tests/convert/legacy_builder.h"
 #include "tests/convert/test_support.h"
 #include "tools/convert/legacy_format.h"

@@ -4,9 +4,9 @@
 #include <cstring>
 #include <set>
 
-#include "codecs/remus/remus_codec.h"
-#include "libstream/fields.h"
-#include "libstream/format/containers.h"
+#include <xenstream/codecs/remus/remus_codec.h>
+#include <xenstream/libstream/fields.h>
+#include <xenstream/libstream/format/containers.h>
 #include "tools/convert/legacy_format.h"
 
 namespace xenstream::convert::testing {

@@ -17,7 +17,7 @@
 #include <string_view>
 #include <vector>
 
-#include "libstream/source.h"
+#include <xenstream/libstream/source.h>
 #include "tools/convert/legacy_reader.h"
 
 namespace xenstream::convert::testing {

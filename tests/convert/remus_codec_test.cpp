@@ -5,8 +5,8 @@
 
 #include <cstring>
 
-#include "codecs/remus/page_store.h"
-#include "codecs/remus/remus_codec.h"
+#include <xenstream/codecs/remus/page_store.h>
+#include <xenstream/codecs/remus/remus_codec.h>
 #include "tests/convert/legacy_builder.h"
 
 namespace xenstream::convert::testing {

@@ -12,11 +12,11 @@
 #include <fstream>
 #include <sstream>
 
-#include "libstream/format/libxc.h"
-#include "libstream/format/libxl.h"
-#include "libstream/headers.h"
-#include "libstream/records.h"
-#include "libstream/stream_cursor.h"
+#include <xenstream/libstream/format/libxc.h>
+#include <xenstream/libstream/format/libxl.h>
+#include <xenstream/libstream/headers.h>
+#include <xenstream/libstream/records.h>
+#include <xenstream/libstream/stream_cursor.h>
 #ifdef XS_HAVE_VERIFY
 #include "tools/verify/verifier.h"
 #endif

@@ -10,8 +10,8 @@
 #include <string>
 #include <vector>
 
-#include "libstream/error.h"
-#include "libstream/source.h"
+#include <xenstream/libstream/error.h>
+#include <xenstream/libstream/source.h>
 #include "tests/convert/legacy_builder.h"
 #include "tools/convert/converter.h"
 

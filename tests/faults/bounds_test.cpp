@@ -12,14 +12,14 @@
 #include <vector>
 
 #include "alloc_counter.h"
-#include "codecs/zstd/zstd_sink.h"
-#include "codecs/zstd/zstd_source.h"
+#include <xenstream/codecs/zstd/zstd_sink.h>
+#include <xenstream/codecs/zstd/zstd_source.h>
 #include "feeder.h"
-#include "libstream/format/containers.h"
-#include "libstream/headers.h"
-#include "libstream/record_reader.h"
-#include "libstream/records.h"
-#include "libstream/stream_cursor.h"
+#include <xenstream/libstream/format/containers.h>
+#include <xenstream/libstream/headers.h>
+#include <xenstream/libstream/record_reader.h>
+#include <xenstream/libstream/records.h>
+#include <xenstream/libstream/stream_cursor.h>
 
 namespace xenstream {
 namespace {

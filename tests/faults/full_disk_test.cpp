@@ -15,9 +15,9 @@
 #include <string>
 #include <vector>
 
-#include "codecs/zstd/zstd_sink.h"
-#include "libstream/record_writer.h"
-#include "libstream/sink.h"
+#include <xenstream/codecs/zstd/zstd_sink.h>
+#include <xenstream/libstream/record_writer.h>
+#include <xenstream/libstream/sink.h>
 
 namespace xenstream {
 namespace {

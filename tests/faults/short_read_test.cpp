@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "codecs/zstd/zstd_source.h"
+#include <xenstream/codecs/zstd/zstd_source.h>
 #include "feeder.h"
 #include "fuzz/common/sample_streams.h"
 #include "fuzz/common/walk.h"

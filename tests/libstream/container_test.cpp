@@ -4,11 +4,11 @@
 // byte of every header.
 #include <gtest/gtest.h>
 
-#include "codecs/open_input.h"
-#include "codecs/zstd/zstd_sink.h"
-#include "libstream/format/containers.h"
-#include "libstream/format/libxc.h"
-#include "libstream/format/libxl.h"
+#include <xenstream/codecs/open_input.h>
+#include <xenstream/codecs/zstd/zstd_sink.h>
+#include <xenstream/libstream/format/containers.h>
+#include <xenstream/libstream/format/libxc.h>
+#include <xenstream/libstream/format/libxl.h>
 #include "test_util.h"
 
 namespace xenstream {

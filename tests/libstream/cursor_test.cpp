@@ -3,9 +3,9 @@
 // END, sticky failure.
 #include <gtest/gtest.h>
 
-#include "libstream/format/libxc.h"
-#include "libstream/format/libxl.h"
-#include "libstream/records.h"
+#include <xenstream/libstream/format/libxc.h>
+#include <xenstream/libstream/format/libxl.h>
+#include <xenstream/libstream/records.h>
 #include "test_util.h"
 
 namespace xenstream {

@@ -13,8 +13,8 @@
 #include <filesystem>
 #include <random>
 
-#include "libstream/format/libxc.h"
-#include "libstream/format/libxl.h"
+#include <xenstream/libstream/format/libxc.h>
+#include <xenstream/libstream/format/libxl.h>
 #include "test_util.h"
 
 namespace xenstream {

@@ -9,12 +9,12 @@
 #include <rapidcheck.h>
 #include <rapidcheck/gtest.h>
 
-#include "codecs/open_input.h"
-#include "codecs/zstd/zstd_sink.h"
-#include "libstream/format/containers.h"
-#include "libstream/format/libxc.h"
-#include "libstream/format/libxl.h"
-#include "libstream/records.h"
+#include <xenstream/codecs/open_input.h>
+#include <xenstream/codecs/zstd/zstd_sink.h>
+#include <xenstream/libstream/format/containers.h>
+#include <xenstream/libstream/format/libxc.h>
+#include <xenstream/libstream/format/libxl.h>
+#include <xenstream/libstream/records.h>
 #include "test_util.h"
 
 namespace xenstream {

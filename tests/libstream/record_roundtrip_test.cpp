@@ -5,9 +5,9 @@
 
 #include <set>
 
-#include "libstream/format/libxc.h"
-#include "libstream/format/libxl.h"
-#include "libstream/records.h"
+#include <xenstream/libstream/format/libxc.h>
+#include <xenstream/libstream/format/libxl.h>
+#include <xenstream/libstream/records.h>
 #include "test_util.h"
 
 namespace xenstream {
@@ -199,7 +199,7 @@ TEST_P(RoundTrip, EveryLibxcRecordType) {
 
   std::set<std::uint32_t> all;
 #define LIBXC_RECORD(name, value, spec, json) all.insert(value);
-#include "libstream/format/record_types.def"
+#include <xenstream/libstream/format/record_types.def>
 #undef LIBXC_RECORD
   EXPECT_EQ(seen_, all) << "a libxc record type is missing from this test";
 }
@@ -288,7 +288,7 @@ TEST_P(RoundTrip, EveryLibxlRecordType) {
 
   std::set<std::uint32_t> all;
 #define LIBXL_RECORD(name, value, spec, json) all.insert(value);
-#include "libstream/format/record_types.def"
+#include <xenstream/libstream/format/record_types.def>
 #undef LIBXL_RECORD
   EXPECT_EQ(seen_, all) << "a libxl record type is missing from this test";
 }

@@ -1,7 +1,7 @@
 #include <gtest/gtest.h>
 
-#include "libstream/record_writer.h"
-#include "libstream/stream_cursor.h"
+#include <xenstream/libstream/record_writer.h>
+#include <xenstream/libstream/stream_cursor.h>
 
 namespace xenstream {
 TEST(Smoke, WriteThenWalk) {

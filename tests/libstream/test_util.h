@@ -16,10 +16,10 @@
 #include <thread>
 #include <vector>
 
-#include "libstream/headers.h"
-#include "libstream/record_writer.h"
-#include "libstream/source.h"
-#include "libstream/stream_cursor.h"
+#include <xenstream/libstream/headers.h>
+#include <xenstream/libstream/record_writer.h>
+#include <xenstream/libstream/source.h>
+#include <xenstream/libstream/stream_cursor.h>
 
 namespace xenstream::test {
 

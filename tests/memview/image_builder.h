@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
-#include "libstream/format/libxc.h"
-#include "libstream/record_writer.h"
-#include "libstream/sink.h"
+#include <xenstream/libstream/format/libxc.h>
+#include <xenstream/libstream/record_writer.h>
+#include <xenstream/libstream/sink.h>
 
 namespace xenstream::memview::testing {
 

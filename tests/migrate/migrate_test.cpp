@@ -13,7 +13,7 @@
 #include <string>
 #include <thread>
 
-#include "libstream/sink.h"
+#include <xenstream/libstream/sink.h>
 #include "tools/gen/synth.h"
 #include "tools/migrate/xl_migrate.h"
 #include "tools/restore/directory_backend.h"

@@ -15,8 +15,8 @@
 #include <iostream>
 #include <string>
 
-#include "libstream/sink.h"
-#include "libstream/source.h"
+#include <xenstream/libstream/sink.h>
+#include <xenstream/libstream/source.h>
 #include "tools/migrate/xl_migrate.h"
 
 using namespace xenstream;

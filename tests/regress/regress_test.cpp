@@ -10,14 +10,14 @@
 #include <string>
 #include <vector>
 
-#include "libstream/error.h"
-#include "libstream/source.h"
+#include <xenstream/libstream/error.h>
+#include <xenstream/libstream/source.h>
 
 #ifdef XS_HAVE_BLOBS
-#include "libstream/blobs/hvm_context.h"
+#include <xenstream/libstream/blobs/hvm_context.h>
 #endif
 #ifdef XS_HAVE_REMUS
-#include "codecs/remus/remus_codec.h"
+#include <xenstream/codecs/remus/remus_codec.h>
 #endif
 #ifdef XS_HAVE_RESTORE
 #include <unistd.h>
@@ -25,7 +25,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "libstream/headers.h"
+#include <xenstream/libstream/headers.h>
 #include "tools/restore/directory_backend.h"
 #include "tools/restore/restore_driver.h"
 #endif

@@ -8,9 +8,9 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "libstream/format/libxc.h"
-#include "libstream/format/libxl.h"
-#include "libstream/record_writer.h"
+#include <xenstream/libstream/format/libxc.h>
+#include <xenstream/libstream/format/libxl.h>
+#include <xenstream/libstream/record_writer.h>
 #include "tests/restore/stream_builder.h"
 
 namespace xenstream::restore {

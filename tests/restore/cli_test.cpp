@@ -9,7 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "codecs/zstd/zstd_sink.h"
+#include <xenstream/codecs/zstd/zstd_sink.h>
 #include "tests/restore/stream_builder.h"
 
 namespace xenstream::restore {

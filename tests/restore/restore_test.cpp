@@ -5,9 +5,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "libstream/format/libxc.h"
-#include "libstream/format/libxl.h"
-#include "libstream/record_writer.h"
+#include <xenstream/libstream/format/libxc.h>
+#include <xenstream/libstream/format/libxl.h>
+#include <xenstream/libstream/record_writer.h>
 #include "tests/restore/stream_builder.h"
 #include "tools/restore/journal.h"
 #include "tools/restore/page_map.h"

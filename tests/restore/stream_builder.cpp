@@ -11,10 +11,10 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "libstream/format/containers.h"
-#include "libstream/format/libxc.h"
-#include "libstream/format/libxl.h"
-#include "libstream/record_writer.h"
+#include <xenstream/libstream/format/containers.h>
+#include <xenstream/libstream/format/libxc.h>
+#include <xenstream/libstream/format/libxl.h>
+#include <xenstream/libstream/record_writer.h>
 
 namespace xenstream::restore::testing {
 

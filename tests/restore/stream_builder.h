@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "libstream/source.h"
+#include <xenstream/libstream/source.h>
 
 namespace xenstream::restore::testing {
 

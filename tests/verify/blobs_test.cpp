@@ -2,8 +2,8 @@
 // restore tools use them.
 #include <gtest/gtest.h>
 
-#include "libstream/blobs/hvm_context.h"
-#include "libstream/blobs/qemu_state.h"
+#include <xenstream/libstream/blobs/hvm_context.h>
+#include <xenstream/libstream/blobs/qemu_state.h>
 #include "tests/verify/corpus.h"
 
 namespace xenstream::blobs {

@@ -2,10 +2,10 @@
 
 #include <stdexcept>
 
-#include "libstream/fields.h"
-#include "libstream/format/containers.h"
-#include "libstream/record_writer.h"
-#include "libstream/sink.h"
+#include <xenstream/libstream/fields.h>
+#include <xenstream/libstream/format/containers.h>
+#include <xenstream/libstream/record_writer.h>
+#include <xenstream/libstream/sink.h>
 
 namespace xenstream::verify::testing {
 

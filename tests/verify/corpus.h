@@ -14,9 +14,9 @@
 #include <string>
 #include <vector>
 
-#include "libstream/headers.h"
-#include "libstream/record_names.h"
-#include "libstream/source.h"
+#include <xenstream/libstream/headers.h>
+#include <xenstream/libstream/record_names.h>
+#include <xenstream/libstream/source.h>
 
 namespace xenstream::verify::testing {
 

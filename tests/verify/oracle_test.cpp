@@ -19,7 +19,7 @@
 #include <map>
 #include <set>
 
-#include "libstream/source.h"
+#include <xenstream/libstream/source.h>
 #include "tests/verify/corpus.h"
 #include "tools/verify/verifier.h"
 

@@ -14,8 +14,8 @@
 #include <sstream>
 #include <thread>
 
-#include "codecs/zstd/zstd_sink.h"
-#include "libstream/sink.h"
+#include <xenstream/codecs/zstd/zstd_sink.h>
+#include <xenstream/libstream/sink.h>
 #include "tests/verify/corpus.h"
 #include "tools/verify/pfn_tracker.h"
 #include "tools/verify/report.h"

@@ -11,13 +11,13 @@
 #include <deque>
 #include <vector>
 
-#include "codecs/remus/page_store.h"
-#include "codecs/remus/remus_codec.h"
-#include "libstream/format/containers.h"
-#include "libstream/format/libxc.h"
-#include "libstream/format/libxl.h"
-#include "libstream/headers.h"
-#include "libstream/record_writer.h"
+#include <xenstream/codecs/remus/page_store.h>
+#include <xenstream/codecs/remus/remus_codec.h>
+#include <xenstream/libstream/format/containers.h>
+#include <xenstream/libstream/format/libxc.h>
+#include <xenstream/libstream/format/libxl.h>
+#include <xenstream/libstream/headers.h>
+#include <xenstream/libstream/record_writer.h>
 #include "tools/convert/legacy_detect.h"
 #include "tools/convert/legacy_format.h"
 #include "tools/convert/spool.h"
@@ -217,7 +217,6 @@ class Converter {
   std::uint64_t waiting_entries_ = 0;
   std::vector<std::byte> page_buf_;
   std::array<std::byte, remus::kPageSize> scratch_{};
-  std::uint64_t progress_batches_ = 0;
 };
 
 // ---------------------------------------------------------------------------
@@ -603,7 +602,7 @@ Expected<void> Converter::handle(const LegacyEvent& ev) {
     }
 
     case K::kPageBatch:
-      if (opt_.progress && (++progress_batches_ & 63) == 0) opt_.progress(reader_->position());
+      if (opt_.progress) opt_.progress(reader_->position());  // the callee rate-limits
       if (reader_->compressed_body()) return queue_compressed_batch(ev);
       return write_batch(ev);
 

@@ -22,9 +22,9 @@
 #include <span>
 #include <string>
 
-#include "libstream/error.h"
-#include "libstream/sink.h"
-#include "libstream/source.h"
+#include <xenstream/libstream/error.h>
+#include <xenstream/libstream/sink.h>
+#include <xenstream/libstream/source.h>
 #include "tools/convert/legacy_reader.h"
 
 namespace xenstream::convert {

@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-#include "libstream/fields.h"
+#include <xenstream/libstream/fields.h>
 #include "tools/convert/legacy_format.h"
 
 namespace xenstream::convert {

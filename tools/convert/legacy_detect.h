@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "libstream/source.h"
+#include <xenstream/libstream/source.h>
 #include "tools/convert/legacy_reader.h"
 
 namespace xenstream::convert {

@@ -29,9 +29,9 @@
 #include <string_view>
 #include <vector>
 
-#include "libstream/error.h"
-#include "libstream/fields.h"
-#include "libstream/source.h"
+#include <xenstream/libstream/error.h>
+#include <xenstream/libstream/fields.h>
+#include <xenstream/libstream/source.h>
 
 namespace xenstream::convert {
 

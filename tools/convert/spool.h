@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "libstream/error.h"
-#include "libstream/sink.h"
+#include <xenstream/libstream/error.h>
+#include <xenstream/libstream/sink.h>
 
 namespace xenstream::convert {
 

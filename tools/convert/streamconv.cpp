@@ -15,9 +15,11 @@
 #include <optional>
 #include <string>
 
-#include "codecs/open_input.h"
-#include "libstream/sink.h"
-#include "libstream/source.h"
+#include <xenstream/codecs/open_input.h>
+#include <xenstream/libstream/sink.h>
+#include <xenstream/libstream/source.h>
+#include "tools/common/cli.h"
+#include "tools/common/progress.h"
 #include "tools/convert/converter.h"
 
 namespace {
@@ -60,38 +62,6 @@ bool all_digits(const std::string& s) {
   return !s.empty() && s.find_first_not_of("0123456789") == std::string::npos;
 }
 
-// Progress on a terminal: rewrites one stderr line a few times a second.
-class Progress {
- public:
-  explicit Progress(std::uint64_t total) : total_(total), enabled_(isatty(STDERR_FILENO) != 0) {}
-  void update(std::uint64_t pos) {
-    if (!enabled_) return;
-    const auto now = std::chrono::steady_clock::now();
-    if (shown_ && now - last_ < std::chrono::milliseconds(250)) return;
-    last_ = now;
-    shown_ = true;
-    char line[96];
-    if (total_ > 0) {
-      std::snprintf(line, sizeof line, "\rstreamconv: %llu of %llu MiB (%u%%) ",
-                    static_cast<unsigned long long>(pos >> 20), static_cast<unsigned long long>(total_ >> 20),
-                    static_cast<unsigned>(pos * 100 / total_));
-    } else {
-      std::snprintf(line, sizeof line, "\rstreamconv: %llu MiB ", static_cast<unsigned long long>(pos >> 20));
-    }
-    std::cerr << line << std::flush;
-  }
-  void clear() {
-    if (shown_) std::cerr << "\r\033[K" << std::flush;
-    shown_ = false;
-  }
-
- private:
-  std::uint64_t total_;
-  bool enabled_;
-  bool shown_ = false;
-  std::chrono::steady_clock::time_point last_{};
-};
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -109,6 +79,7 @@ int main(int argc, char** argv) {
       "  streamconv -f libxl -x old.xl new.xl       xl save file, ready for xl restore\n"
       "  streamconv -w 64 -g hvm -f libxl --in 0 --out 1     as libxl runs the converter\n",
       "streamconv"};
+  cli::add_version_flag(app, "streamconv");
   app.get_formatter()->column_width(30);
 
   std::string in_pos, out_pos, in_opt, out_opt, width, guest, format = "libxc";
@@ -130,14 +101,7 @@ int main(int argc, char** argv) {
   app.add_flag("-q,--quiet", quiet, "print errors only");
   app.add_flag("--syslog", syslog_flag, "also send messages to syslog");
 
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    app.exit(e);
-    return kExitUsage;
-  }
+  if (auto rc = cli::parse_command_line(app, argc, argv)) return *rc;
   if (syslog_flag) {
     use_syslog = true;
     openlog("streamconv", LOG_PID, LOG_USER);
@@ -236,8 +200,10 @@ int main(int argc, char** argv) {
   }
   const bool atomic = output.atomic != nullptr;
 
-  Progress progress(source->size_hint());
-  opt.progress = [&](std::uint64_t pos) { progress.update(pos); };
+  cli::ProgressLine progress("streamconv", cli::ProgressLine::wanted(quiet));
+  if (progress.enabled()) {
+    opt.progress = [&progress, total = source->size_hint()](std::uint64_t pos) { progress.update(pos, total); };
+  }
 
   auto result = convert_legacy(*source, *output.sink, opt);
   progress.clear();

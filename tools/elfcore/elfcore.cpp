@@ -12,7 +12,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "libstream/sink.h"
+#include <xenstream/libstream/sink.h>
 
 namespace xenstream::elfcore {
 namespace {

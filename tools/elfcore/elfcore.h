@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "libstream/error.h"
+#include <xenstream/libstream/error.h>
 #include "tools/memview/vcpu_state.h"
 
 namespace xenstream::elfcore {

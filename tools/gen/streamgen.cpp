@@ -10,6 +10,8 @@
 #include <optional>
 #include <string>
 
+#include "tools/common/cli.h"
+#include "tools/common/progress.h"
 #include "tools/gen/synth.h"
 
 namespace {
@@ -68,13 +70,14 @@ int main(int argc, char** argv) {
       "  streamgen --size 1G --zstd big.xen.zst\n"
       "  streamgen --pages 64 - | xxd | head          (OUT = - writes to stdout)\n",
       "streamgen"};
+  cli::add_version_flag(app, "streamgen");
   app.get_formatter()->column_width(34);
 
   SynthOptions o;
   std::string guest = "hvm", container = "none", layer = "libxl", size, out;
   std::string byte_order = "little", xl_byte_order = "little";
   std::optional<std::uint64_t> pages;
-  bool zstd = false, verbose = false, json = false;
+  bool zstd = false, verbose = false, json = false, quiet = false;
   int zstd_level = 3;
 
   app.add_option("OUT", out, "output file, or - for stdout (written atomically: a file appears only when complete)")
@@ -119,15 +122,9 @@ int main(int argc, char** argv) {
   app.add_option("--zstd-level", zstd_level, "zstd compression level")->default_val(3);
   app.add_flag("-v,--verbose", verbose, "print a summary on stderr");
   app.add_flag("--json", json, "print a JSON summary on stdout (not with OUT = -)");
+  app.add_flag("-q,--quiet", quiet, "no progress line");
 
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    app.exit(e);
-    return kExitUsage;
-  }
+  if (auto rc = cli::parse_command_line(app, argc, argv)) return *rc;
 
   o.guest = guest == "pv" ? GuestType::kPv : GuestType::kHvm;
   o.container = container == "xl" ? ContainerType::kXl
@@ -158,22 +155,16 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
 
-  // Progress on a terminal only, for streams worth waiting for.
-  const bool progress = isatty(STDERR_FILENO) && o.pages >= (64u << 20) / kPageSize;
-  int last_pct = -1;
-  if (progress) {
-    o.progress = [&](std::uint64_t done, std::uint64_t total) {
-      const int pct = static_cast<int>(done * 100 / (total ? total : 1));
-      if (pct != last_pct) {
-        last_pct = pct;
-        std::fprintf(stderr, "\rstreamgen: %3d%% (%llu of %llu pages)", pct,
-                     static_cast<unsigned long long>(done), static_cast<unsigned long long>(total));
-      }
+  // Progress counts guest memory written (pages of 4 KiB).
+  cli::ProgressLine progress("streamgen", cli::ProgressLine::wanted(quiet));
+  if (progress.enabled()) {
+    o.progress = [&progress](std::uint64_t done, std::uint64_t total) {
+      progress.update(done * kPageSize, total * kPageSize, "guest memory");
     };
   }
 
   auto sum = write_stream_to_path(out, o, zstd, zstd_level);
-  if (progress) std::fprintf(stderr, "\r\033[K");
+  progress.clear();
   if (!sum) {
     std::cerr << "streamgen: " << out << ": " << sum.error().message << "\n";
     return kExitUsage;

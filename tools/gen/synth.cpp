@@ -6,11 +6,11 @@
 #include <nlohmann/json.hpp>
 #include <unordered_set>
 
-#include "codecs/zstd/zstd_sink.h"
-#include "libstream/format/containers.h"
-#include "libstream/format/libxc.h"
-#include "libstream/format/libxl.h"
-#include "libstream/record_writer.h"
+#include <xenstream/codecs/zstd/zstd_sink.h>
+#include <xenstream/libstream/format/containers.h>
+#include <xenstream/libstream/format/libxc.h>
+#include <xenstream/libstream/format/libxl.h>
+#include <xenstream/libstream/record_writer.h>
 
 namespace xenstream::gen {
 

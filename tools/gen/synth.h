@@ -23,9 +23,9 @@
 #include <utility>
 #include <vector>
 
-#include "libstream/error.h"
-#include "libstream/fields.h"
-#include "libstream/sink.h"
+#include <xenstream/libstream/error.h>
+#include <xenstream/libstream/fields.h>
+#include <xenstream/libstream/sink.h>
 
 namespace xenstream::gen {
 

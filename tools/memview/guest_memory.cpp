@@ -16,11 +16,11 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
-#include "libstream/format/libxc.h"
-#include "libstream/format/libxl.h"
-#include "libstream/headers.h"
-#include "libstream/records.h"
-#include "libstream/stream_cursor.h"
+#include <xenstream/libstream/format/libxc.h>
+#include <xenstream/libstream/format/libxl.h>
+#include <xenstream/libstream/headers.h>
+#include <xenstream/libstream/records.h>
+#include <xenstream/libstream/stream_cursor.h>
 
 namespace xenstream::memview {
 

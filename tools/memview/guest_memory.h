@@ -34,8 +34,8 @@
 #include <string_view>
 #include <vector>
 
-#include "libstream/error.h"
-#include "libstream/source.h"
+#include <xenstream/libstream/error.h>
+#include <xenstream/libstream/source.h>
 #include "tools/memview/vcpu_state.h"
 
 namespace xenstream::memview {

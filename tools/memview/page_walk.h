@@ -30,7 +30,7 @@
 #include <string_view>
 #include <vector>
 
-#include "libstream/error.h"
+#include <xenstream/libstream/error.h>
 
 namespace xenstream::memview {
 

@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "libstream/error.h"
-#include "libstream/fields.h"
-#include "libstream/source.h"
+#include <xenstream/libstream/error.h>
+#include <xenstream/libstream/fields.h>
+#include <xenstream/libstream/source.h>
 #include "tools/memview/page_walk.h"
 
 namespace xenstream::memview {

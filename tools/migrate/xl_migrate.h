@@ -24,9 +24,9 @@
 #include <string>
 #include <string_view>
 
-#include "libstream/error.h"
-#include "libstream/headers.h"
-#include "libstream/source.h"
+#include <xenstream/libstream/error.h>
+#include <xenstream/libstream/headers.h>
+#include <xenstream/libstream/source.h>
 
 namespace xenstream::migrate {
 

@@ -31,9 +31,9 @@
 #include <utility>
 #include <vector>
 
-#include "libstream/error.h"
-#include "libstream/headers.h"
-#include "libstream/records.h"
+#include <xenstream/libstream/error.h>
+#include <xenstream/libstream/headers.h>
+#include <xenstream/libstream/records.h>
 
 namespace xenstream::restore {
 

@@ -10,7 +10,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "libstream/format/libxc.h"
+#include <xenstream/libstream/format/libxc.h>
 
 namespace xenstream::restore {
 

@@ -32,7 +32,7 @@
 #include <utility>
 #include <vector>
 
-#include "libstream/error.h"
+#include <xenstream/libstream/error.h>
 #include "tools/restore/backend.h"
 
 namespace xenstream::restore {

@@ -9,8 +9,8 @@
 #include <utility>
 #include <vector>
 
-#include "libstream/error.h"
-#include "libstream/source.h"
+#include <xenstream/libstream/error.h>
+#include <xenstream/libstream/source.h>
 
 namespace xenstream::restore {
 

@@ -14,11 +14,13 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "codecs/open_input.h"
-#include "libstream/headers.h"
+#include <xenstream/codecs/open_input.h>
+#include <xenstream/libstream/headers.h>
 #include "tools/restore/manifest.h"
 #include "tools/restore/directory_backend.h"
 #include "tools/restore/restore_driver.h"
+#include "tools/common/cli.h"
+#include "tools/common/progress.h"
 #include "tools/elfcore/elfcore.h"
 #include "tools/migrate/xl_migrate.h"
 
@@ -30,55 +32,6 @@ using namespace xenstream::restore;
 constexpr int kExitUsage = 2;
 
 void print_error(const std::string& what) { std::fprintf(stderr, "streamrestore: %s\n", what.c_str()); }
-
-std::string human_bytes(std::uint64_t n) {
-  char buf[32];
-  if (n >= (1ull << 30)) {
-    std::snprintf(buf, sizeof buf, "%.2f GiB", static_cast<double>(n) / (1ull << 30));
-  } else {
-    std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(n) / (1ull << 20));
-  }
-  return buf;
-}
-
-// Progress on a terminal: one line redrawn at most four times a second.
-class ProgressLine {
- public:
-  void operator()(const Progress& p) {
-    const auto now = std::chrono::steady_clock::now();
-    if (!started_) {
-      started_ = true;
-      start_ = now;
-    }
-    if (!p.done && now - last_ < std::chrono::milliseconds(250)) return;
-    last_ = now;
-    const double secs = std::chrono::duration<double>(now - start_).count();
-    const double rate = secs > 0 ? static_cast<double>(p.pages) / secs : 0.0;
-    std::string line = "\rstreamrestore: " + human_bytes(p.bytes);
-    if (p.size_hint > 0) line += " of " + human_bytes(p.size_hint);
-    char tail[96];
-    std::snprintf(tail, sizeof tail, ", %llu pages (%.0f pages/s), checkpoint %llu",
-                  static_cast<unsigned long long>(p.pages), rate,
-                  static_cast<unsigned long long>(p.checkpoints));
-    line += tail;
-    line += "\x1b[K";
-    if (p.done) line += "\n";
-    std::fputs(line.c_str(), stderr);
-    std::fflush(stderr);
-    drawn_ = !p.done;
-  }
-  // Ends a line left open so that messages start on their own line.
-  void close() {
-    if (drawn_) std::fputs("\n", stderr);
-    drawn_ = false;
-  }
-
- private:
-  bool started_ = false;
-  bool drawn_ = false;
-  std::chrono::steady_clock::time_point start_{};
-  std::chrono::steady_clock::time_point last_{};
-};
 
 FormatHint parse_format(const std::string& f) {
   if (f == "xl") return FormatHint::kXl;
@@ -144,6 +97,7 @@ int main(int argc, char** argv) {
       "stream stopped early (or --on-checkpoint failed) and DIR holds the last complete\n"
       "checkpoint; 4 the restore finished but the device model refused the emulator context.",
       "streamrestore"};
+  cli::add_version_flag(app, "streamrestore");
   std::string input;
   std::string out;
   std::string format = "auto";
@@ -194,14 +148,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(std::uint64_t{4096}, std::uint64_t{1} << 44));
   app.add_option("--recover", recover_dir,
                  "finish or roll back an interrupted restore in this directory, then exit");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    app.exit(e);
-    return kExitUsage;
-  }
+  if (auto rc = cli::parse_command_line(app, argc, argv)) return *rc;
 
   if (!recover_dir.empty()) {
     if (!input.empty() || !out.empty()) {
@@ -327,7 +274,7 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
 
-  ProgressLine progress;
+  cli::ProgressLine progress("streamrestore", cli::ProgressLine::wanted(quiet));
   RestoreOptions ropts;
   ropts.domid = domid;
   ropts.compressed = opened->compressed;
@@ -336,10 +283,15 @@ int main(int argc, char** argv) {
   ropts.emulator_exec = emulator_exec;
   ropts.emulator_timeout = std::chrono::milliseconds(static_cast<long long>(emulator_timeout * 1000));
   if (max_memory != 0) ropts.limits.max_pfn = max_memory / 4096 - 1;
-  if (!quiet && ::isatty(2)) ropts.progress = [&progress](const Progress& p) { progress(p); };
+  if (progress.enabled()) {
+    ropts.progress = [&progress](const Progress& p) {
+      progress.update(p.bytes, p.size_hint,
+                      std::to_string(p.pages) + " pages, " + std::to_string(p.checkpoints) + " checkpoints");
+    };
+  }
 
   const RestoreReport report = restore_stream(src, *container, **backend, ropts);
-  progress.close();
+  progress.clear();
   int elf_rc = 0;
   if (!elf_path.empty() && (report.status == RestoreStatus::kComplete || report.status == RestoreStatus::kFailover ||
                             report.status == RestoreStatus::kReplayFailed)) {

@@ -1,7 +1,7 @@
 #include "tools/restore/manifest.h"
 
-#include "libstream/fields.h"
-#include "libstream/format/libxc.h"
+#include <xenstream/libstream/fields.h>
+#include <xenstream/libstream/format/libxc.h>
 #include "tools/restore/names.h"
 
 namespace xenstream::restore {

@@ -10,7 +10,7 @@
 #include <utility>
 #include <vector>
 
-#include "libstream/error.h"
+#include <xenstream/libstream/error.h>
 
 namespace xenstream::restore {
 

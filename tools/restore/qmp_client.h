@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "libstream/error.h"
+#include <xenstream/libstream/error.h>
 #include "tools/restore/fs_util.h"
 
 namespace xenstream::restore {

@@ -5,9 +5,9 @@
 #include <algorithm>
 #include <map>
 
-#include "libstream/format/libxc.h"
-#include "libstream/format/libxl.h"
-#include "libstream/stream_cursor.h"
+#include <xenstream/libstream/format/libxc.h>
+#include <xenstream/libstream/format/libxl.h>
+#include <xenstream/libstream/stream_cursor.h>
 #include "tools/restore/emulator_replay.h"
 #include "tools/restore/process.h"
 

@@ -33,9 +33,9 @@
 #include <utility>
 #include <vector>
 
-#include "libstream/error.h"
-#include "libstream/headers.h"
-#include "libstream/source.h"
+#include <xenstream/libstream/error.h>
+#include <xenstream/libstream/headers.h>
+#include <xenstream/libstream/source.h>
 #include "tools/restore/backend.h"
 
 namespace xenstream::restore {

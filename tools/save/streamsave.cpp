@@ -7,8 +7,10 @@
 #include <string>
 #include <vector>
 
-#include "codecs/zstd/zstd_sink.h"
-#include "libstream/sink.h"
+#include <xenstream/codecs/zstd/zstd_sink.h>
+#include <xenstream/libstream/sink.h>
+#include "tools/common/cli.h"
+#include "tools/common/progress.h"
 #include "tools/save/save.h"
 
 using namespace xenstream;
@@ -34,10 +36,12 @@ int main(int argc, char** argv) {
       "  streamsave DIR -o domain.save                 image for `xl restore`\n"
       "  streamsave DIR --zstd | ssh HOST streamrestore - --out DIR2\n"
       "  streamsave DIR0 DIR1 DIR2 --checkpointed -o remus.xen   Remus-style checkpoints\n\n"
-      "Exit status: 0 written, 2 usage or I/O error (DIR unreadable, output failed)."};
+      "Exit status: 0 written, 2 usage or I/O error (DIR unreadable, output failed).",
+      "streamsave"};
+  cli::add_version_flag(app, "streamsave");
   std::vector<std::string> dirs;
   std::string out = "-";
-  bool libxc = false, libxl = false, xl = false, zstd = false, checkpointed = false, json = false;
+  bool libxc = false, libxl = false, xl = false, zstd = false, checkpointed = false, json = false, quiet = false;
   int level = 3;
   std::uint32_t batch = 1024;
   app.add_option("DIR", dirs, "restored domain directory (several with --checkpointed)")->required();
@@ -54,12 +58,8 @@ int main(int argc, char** argv) {
                "Remus-style stream: first DIR in full, then per further DIR only what changed, each "
                "ending with CHECKPOINT (and CHECKPOINT_END); no END record");
   app.add_flag("--json", json, "print a one-line JSON summary on stderr");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    const int rc = app.exit(e);
-    return rc == 0 ? 0 : 2;
-  }
+  app.add_flag("-q,--quiet", quiet, "no progress line");
+  if (auto rc = cli::parse_command_line(app, argc, argv)) return *rc;
   if (!checkpointed && dirs.size() != 1) {
     std::cerr << "streamsave: error: several directories need --checkpointed\n";
     return 2;
@@ -72,12 +72,10 @@ int main(int argc, char** argv) {
   opts.layout = libxc ? save::Layout::kLibxc : libxl ? save::Layout::kLibxl : xl ? save::Layout::kXl
                                                                                 : save::Layout::kAuto;
   opts.batch = batch;
-  if (::isatty(STDERR_FILENO)) {
-    opts.progress = [last = std::uint64_t{0}](std::uint64_t pages, std::uint64_t bytes) mutable {
-      if (pages - last < 16384) return;  // every 64 MiB of pages
-      last = pages;
-      std::fprintf(stderr, "\rstreamsave: %llu pages, %.1f MiB written", static_cast<unsigned long long>(pages),
-                   static_cast<double>(bytes) / (1 << 20));
+  cli::ProgressLine progress("streamsave", cli::ProgressLine::wanted(quiet));
+  if (progress.enabled()) {
+    opts.progress = [&progress](std::uint64_t pages, std::uint64_t bytes) {
+      progress.update(bytes, 0, std::to_string(pages) + " pages");
     };
   }
   auto output = open_output(out);
@@ -93,7 +91,7 @@ int main(int argc, char** argv) {
     sum = checkpointed ? save::save_checkpointed(dirs, *output->sink, opts)
                        : save::save_directory(dirs[0], *output->sink, opts);
   }
-  if (opts.progress) std::fputs("\r\033[K", stderr);
+  progress.clear();
   if (sum) {
     if (auto c = output->commit(); !c) sum = std::move(c).error();
   }

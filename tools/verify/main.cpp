@@ -1,13 +1,13 @@
 // streamverify: would Xen accept this save image or migration stream?
 // A thin front end over the xenstream_verify library (verifier.h).
-#include <unistd.h>
-
 #include <cstdio>
 #include <iostream>
 #include <string>
 
 #include <CLI/CLI.hpp>
 
+#include "tools/common/cli.h"
+#include "tools/common/progress.h"
 #include "tools/verify/report.h"
 #include "tools/verify/verifier.h"
 
@@ -33,6 +33,7 @@ constexpr const char* kDescription =
 
 int main(int argc, char** argv) {
   CLI::App app{kDescription, "streamverify"};
+  cli::add_version_flag(app, "streamverify");
   std::string format = "auto";
   bool verbose = false;
   bool json_out = false;
@@ -45,12 +46,7 @@ int main(int argc, char** argv) {
   app.add_flag("--json", json_out, "Print the result as one JSON document on stdout");
   app.add_flag("-q,--quiet", quiet, "Print nothing; only the exit status tells (with --json: only the document)");
   app.add_option("input", input, "Stream to check, '-' for stdin")->required();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    const int rc = app.exit(e);
-    return rc == 0 ? 0 : 2;
-  }
+  if (auto rc = cli::parse_command_line(app, argc, argv)) return *rc;
 
   verify::VerifyOptions options;
   if (format == "xl") options.format = FormatHint::kXl;
@@ -58,21 +54,14 @@ int main(int argc, char** argv) {
   if (format == "libxl") options.format = FormatHint::kLibxl;
   if (format == "libxc") options.format = FormatHint::kLibxc;
 
-  const bool progress = !quiet && isatty(STDERR_FILENO) != 0;
-  if (progress) {
-    options.progress = [](std::uint64_t done, std::uint64_t total) {
-      if (total > 0) {
-        std::fprintf(stderr, "\rstreamverify: %llu / %llu MiB", static_cast<unsigned long long>(done >> 20),
-                     static_cast<unsigned long long>(total >> 20));
-      } else {
-        std::fprintf(stderr, "\rstreamverify: %llu MiB", static_cast<unsigned long long>(done >> 20));
-      }
-      std::fflush(stderr);
-    };
+  cli::ProgressLine progress("streamverify", cli::ProgressLine::wanted(quiet));
+  if (progress.enabled()) {
+    options.progress = [&progress](std::uint64_t done, std::uint64_t total) { progress.update(done, total); };
+    options.progress_interval = 4u << 20;
   }
 
   verify::VerifyResult r = verify::verify_path(input, options);
-  if (progress) std::fprintf(stderr, "\r\033[K");
+  progress.clear();
 
   if (json_out) {
     std::cout << verify::to_json(r).dump(2, ' ', false, nlohmann::json::error_handler_t::replace)

@@ -3,8 +3,8 @@
 #include <cstdio>
 #include <sstream>
 
-#include "libstream/blobs/hvm_context.h"
-#include "libstream/blobs/qemu_state.h"
+#include <xenstream/libstream/blobs/hvm_context.h>
+#include <xenstream/libstream/blobs/qemu_state.h>
 
 namespace xenstream::verify {
 

@@ -1,7 +1,7 @@
 #include "tools/verify/rules.h"
 
-#include "libstream/blobs/hvm_context.h"
-#include "libstream/blobs/qemu_state.h"
+#include <xenstream/libstream/blobs/hvm_context.h>
+#include <xenstream/libstream/blobs/qemu_state.h>
 
 namespace xenstream::verify {
 

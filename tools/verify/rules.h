@@ -9,7 +9,7 @@
 #include <string_view>
 #include <vector>
 
-#include "libstream/blobs/blob_finding.h"
+#include <xenstream/libstream/blobs/blob_finding.h>
 
 namespace xenstream::verify {
 

@@ -10,13 +10,13 @@
 
 #include <nlohmann/json.hpp>
 
-#include "codecs/open_input.h"
-#include "libstream/fields.h"
-#include "libstream/format/containers.h"
-#include "libstream/format/libxc.h"
-#include "libstream/format/libxl.h"
-#include "libstream/record_names.h"
-#include "libstream/stream_cursor.h"
+#include <xenstream/codecs/open_input.h>
+#include <xenstream/libstream/fields.h>
+#include <xenstream/libstream/format/containers.h>
+#include <xenstream/libstream/format/libxc.h>
+#include <xenstream/libstream/format/libxl.h>
+#include <xenstream/libstream/record_names.h>
+#include <xenstream/libstream/stream_cursor.h>
 #include "tools/verify/pfn_tracker.h"
 
 namespace xenstream::verify {

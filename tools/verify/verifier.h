@@ -21,11 +21,11 @@
 #include <utility>
 #include <vector>
 
-#include "libstream/blobs/hvm_context.h"
-#include "libstream/blobs/qemu_state.h"
-#include "libstream/error.h"
-#include "libstream/headers.h"
-#include "libstream/source.h"
+#include <xenstream/libstream/blobs/hvm_context.h>
+#include <xenstream/libstream/blobs/qemu_state.h>
+#include <xenstream/libstream/error.h>
+#include <xenstream/libstream/headers.h>
+#include <xenstream/libstream/source.h>
 #include "tools/verify/rules.h"
 
 namespace xenstream::verify {

@@ -1,30 +1,39 @@
-// Writes a bare libxc image with the installed library, reads it back, and
-// prints the record count: proof that headers, libraries and the CMake
-// package fit together.
+// list-records: prints every record of a Xen save image or migration stream
+// (xl/libvirt header, libxl and libxc layers, zstd-compressed or not).
+#include <xenstream/xenstream.h>
+
 #include <cstdio>
 
-#include "codecs/open_input.h"
-#include "libstream/record_writer.h"
-#include "libstream/stream_cursor.h"
-
-int main() {
-  using namespace xenstream;
-  BufferSink sink;
-  RecordWriter w(sink);
-  if (!w.write_image_header() || !w.write_domain_header(2, 4, 17) ||
-      !w.append(format::libxc::RecordType::kStaticDataEnd) || !w.finish()) {
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::fprintf(stderr, "usage: list-records IMAGE (or - for stdin)\n");
+    return 2;
+  }
+  auto input = xenstream::codecs::open_input(argv[1]);  // file, pipe or zstd
+  if (!input) {
+    std::fprintf(stderr, "%s\n", input.error().describe().c_str());
+    return 2;
+  }
+  xenstream::Source& src = *input->source;
+  auto container = xenstream::read_container(src);  // which header, where the payload starts
+  if (!container) {
+    std::fprintf(stderr, "%s\n", container.error().describe().c_str());
     return 1;
   }
-  MemorySource src{Bytes(sink.data())};
-  auto c = read_container(src);
-  if (!c) return 1;
-  StreamCursor cur(src, c->payload);
-  if (!cur.start()) return 1;
-  int n = 0;
-  while (!cur.done()) {
-    if (!cur.next()) return 1;
-    ++n;
+  xenstream::StreamCursor records(src, container->payload);
+  if (auto ok = records.start(); !ok) {
+    std::fprintf(stderr, "%s\n", ok.error().describe().c_str());
+    return 1;
   }
-  std::printf("records: %d\n", n);
-  return n == 2 ? 0 : 1;
+  while (!records.done()) {
+    auto rec = records.next();  // a view: valid until the next call
+    if (!rec) {
+      std::fprintf(stderr, "%s\n", rec.error().describe().c_str());
+      return 1;
+    }
+    std::printf("0x%08llx %s %-24s %u octets\n", static_cast<unsigned long long>(rec->offset),
+                std::string(xenstream::layer_name(rec->layer)).c_str(),
+                xenstream::record_display_name(rec->layer, rec->type).c_str(), rec->length);
+  }
+  return 0;
 }

@@ -1,0 +1,95 @@
+# bash completion for the xenstream tools (streamverify, streamconv,
+# streamrestore, streamsave, streamgen, ...).
+#
+# The options are read from the tool's own --help (CLI11's layout), once per
+# shell and tool, so the completion never falls behind the tool: options
+# complete after '-', the values listed in --help ({auto,xl,...}) complete
+# after their option, and everything else completes as a path (directories
+# only where the tool wants a directory).
+
+# Prints "NAME VALUE-KIND CHOICES" for every option in the --help on stdin:
+# VALUE-KIND is "-" for a flag, else the placeholder (TEXT, UINT, ...);
+# CHOICES is a comma list or "-".
+_xenstream_parse_help() {
+    awk '
+        /^Options:/ { in_opts = 1; next }
+        /^[A-Z][A-Za-z ]*:$/ { in_opts = 0 }
+        in_opts && /^  -/ {
+            line = $0
+            sub(/^  +/, "", line)
+            split(line, parts, / +/)
+            names = parts[1]
+            kind = "-"; choices = "-"
+            if (parts[2] ~ /^[A-Z]+/) {
+                kind = parts[2]
+                if (match(kind, /\{[^}]*\}/)) choices = substr(kind, RSTART + 1, RLENGTH - 2)
+                sub(/:.*/, "", kind)
+            }
+            n = split(names, each, /,/)
+            for (i = 1; i <= n; i++) if (each[i] ~ /^-/) print each[i], kind, choices
+        }'
+}
+
+# Options of TOOL that take a directory, and whether its operands are
+# directories.
+_xenstream_dir_option() {
+    case "$1:$2" in
+        streamrestore:-o|streamrestore:--out|streamrestore:--recover) return 0 ;;
+    esac
+    return 1
+}
+_xenstream_dir_operands() {
+    case "$1" in
+        streamsave|streammem) return 0 ;;
+    esac
+    return 1
+}
+
+declare -gA _xenstream_help_cache 2>/dev/null || true
+
+_xenstream_tool() {
+    local tool=$1 cur prev
+    cur=${COMP_WORDS[COMP_CWORD]}
+    prev=${COMP_WORDS[COMP_CWORD - 1]}
+    local name=${tool##*/}
+
+    local table=${_xenstream_help_cache[$tool]-}
+    if [[ -z $table ]]; then
+        table=$("$tool" --help 2>/dev/null | _xenstream_parse_help) || return
+        _xenstream_help_cache[$tool]=$table
+    fi
+
+    local opt kind choices
+    # A value for the option before the cursor.
+    if [[ $prev == -* && $COMP_CWORD -gt 1 ]]; then
+        while read -r opt kind choices; do
+            [[ $opt == "$prev" && $kind != - ]] || continue
+            if [[ $choices != - ]]; then
+                mapfile -t COMPREPLY < <(compgen -W "${choices//,/ }" -- "$cur")
+            elif _xenstream_dir_option "$name" "$prev"; then
+                mapfile -t COMPREPLY < <(compgen -d -- "$cur")
+            else
+                mapfile -t COMPREPLY < <(compgen -f -- "$cur")
+            fi
+            return 0
+        done <<<"$table"
+    fi
+
+    if [[ $cur == -* ]]; then
+        local all=()
+        while read -r opt kind choices; do all+=("$opt"); done <<<"$table"
+        all+=(--help --version)
+        mapfile -t COMPREPLY < <(compgen -W "${all[*]}" -- "$cur")
+        return 0
+    fi
+
+    if _xenstream_dir_operands "$name"; then
+        mapfile -t COMPREPLY < <(compgen -d -- "$cur")
+    else
+        mapfile -t COMPREPLY < <(compgen -f -- "$cur")
+    fi
+    compopt -o filenames 2>/dev/null
+    return 0
+}
+
+complete -F _xenstream_tool streamverify streamconv streamrestore streamsave streamgen streammem
