@@ -1,5 +1,5 @@
 # bash completion for the xenstream tools (streamverify, streamconv,
-# streamrestore, streamsave, streamgen, ...).
+# streamrestore, streamsave, streamgen, streammem).
 #
 # The options are read from the tool's own --help (CLI11's layout), once per
 # shell and tool, so the completion never falls behind the tool: options
@@ -40,7 +40,7 @@ _xenstream_dir_option() {
 }
 _xenstream_dir_operands() {
     case "$1" in
-        streamsave|streammem) return 0 ;;
+        streamsave) return 0 ;;
     esac
     return 1
 }
@@ -53,10 +53,29 @@ _xenstream_tool() {
     prev=${COMP_WORDS[COMP_CWORD - 1]}
     local name=${tool##*/}
 
-    local table=${_xenstream_help_cache[$tool]-}
+    # A tool with subcommands (streammem): the first operand names one, and
+    # from then on that subcommand's options apply.
+    local subs=${_xenstream_help_cache["$tool subcommands"]-}
+    if [[ -z $subs ]]; then
+        subs=$("$tool" --help 2>/dev/null | sed -n '/^Subcommands:/,/^$/p' | awk 'NR > 1 && NF { print $1 }' | tr '\n' ' ')
+        _xenstream_help_cache["$tool subcommands"]=${subs:- }
+    fi
+    local sub="" i
+    if [[ -n ${subs// /} ]]; then
+        for ((i = 1; i < COMP_CWORD; i++)); do
+            if [[ " $subs " == *" ${COMP_WORDS[i]} "* ]]; then sub=${COMP_WORDS[i]}; break; fi
+        done
+        if [[ -z $sub && $cur != -* ]]; then
+            mapfile -t COMPREPLY < <(compgen -W "$subs" -- "$cur")
+            return 0
+        fi
+    fi
+
+    local key="$tool${sub:+ $sub}"
+    local table=${_xenstream_help_cache[$key]-}
     if [[ -z $table ]]; then
-        table=$("$tool" --help 2>/dev/null | _xenstream_parse_help) || return
-        _xenstream_help_cache[$tool]=$table
+        table=$("$tool" $sub --help 2>/dev/null | _xenstream_parse_help) || return
+        _xenstream_help_cache[$key]=$table
     fi
 
     local opt kind choices

@@ -33,7 +33,7 @@ say "installing with apt-get"
 export DEBIAN_FRONTEND=noninteractive
 apt-get install -y -q "${debs[@]}" >"$work/install.log" 2>&1 || { cat "$work/install.log" >&2; die "apt-get install"; }
 
-for tool in streamverify streamconv streamrestore streamsave streamgen; do
+for tool in streamverify streamconv streamrestore streamsave streamgen streammem; do
   [[ $(command -v "$tool") == /usr/bin/$tool ]] || die "$tool is not installed in /usr/bin"
   "$tool" --version | grep -qE "^$tool \(xenstream\) $version, git $rev$" || die "$tool --version: $("$tool" --version)"
   [[ -f /usr/share/bash-completion/completions/$tool ]] || die "no completion for $tool"

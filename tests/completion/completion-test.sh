@@ -62,7 +62,12 @@ expect "streamrestore guest.save --out s" "sub.d"
 expect "streamsave " "sub.d"
 expect "streamsave --z" "--zstd --zstd-level"
 expect "streamgen --container " "libvirt none xl"
-for tool in streamverify streamconv streamrestore streamsave streamgen; do
+expect "streammem " "info read regs runs translate"
+expect "streammem r" "read regs runs"
+expect "streammem read guest.save 0x1000 -f " "hex json raw"
+expect_has "streammem translate --" "--vcpu"
+expect "streammem info gu" "guest.save"
+for tool in streamverify streamconv streamrestore streamsave streamgen streammem; do
     expect_has "$tool --" "--version"
     expect_has "$tool --" "--help"
     expect_has "$tool --" "--quiet"

@@ -10,7 +10,7 @@ fail=0
 bad() { echo "check-man: $*" >&2; fail=1; }
 
 pages=("$built"/*.[0-9])
-((${#pages[@]} >= 6)) || bad "expected at least 6 pages in $built, found ${#pages[@]}"
+((${#pages[@]} >= 7)) || bad "expected at least 7 pages in $built, found ${#pages[@]}"
 for page in "${pages[@]}"; do
   name=$(basename "$page")
   lint=$(mandoc -T lint -W warning "$page" 2>&1) || true
@@ -25,7 +25,11 @@ for spec in "$@"; do
   scd="$src/$tool.1.scd"
   [[ -f $scd ]] || { bad "$tool has no manual page source $scd"; continue; }
   help=$("$exe" --help)
-  opts=$(sed -n '/^Options:/,$p' <<<"$help" | grep -oE -- '(^|[ ,])--[a-z][a-z0-9-]*' | tr -d ' ,' | sort -u)
+  # A tool with subcommands: their options count too.
+  for sub in $(sed -n '/^Subcommands:/,/^$/p' <<<"$help" | awk 'NR > 1 && NF { print $1 }'); do
+    help+=$'\n'$("$exe" "$sub" --help)
+  done
+  opts=$(grep -E '^ +-' <<<"$help" | grep -oE -- '(^|[ ,])--[a-z][a-z0-9-]*' | tr -d ' ,' | sort -u)
   [[ -n $opts ]] || bad "$tool: found no options in --help"
   for o in $opts --version; do
     grep -qF -- "$o" "$scd" || bad "$tool: option $o is in --help but not in $tool.1"

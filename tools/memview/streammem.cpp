@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 
+#include "tools/common/cli.h"
 #include "tools/memview/guest_memory.h"
 
 namespace {
@@ -29,8 +30,16 @@ int exit_for(const Error& e) {
   }
 }
 
+bool g_quiet = false;  // -q: the exit status alone tells
+
+// Where messages go: stderr, or nowhere with -q.
+std::ostream& err() {
+  static std::ostream discard(nullptr);
+  return g_quiet ? discard : std::cerr;
+}
+
 int fail(const Error& e) {
-  std::cerr << "streammem: " << (e.offset != 0 ? e.describe() : e.message) << "\n";
+  err() << "streammem: " << (e.offset != 0 ? e.describe() : e.message) << "\n";
   return exit_for(e);
 }
 
@@ -121,7 +130,9 @@ int main(int argc, char** argv) {
       "2 usage or I/O error, or the address is not present / not mapped (the message\n"
       "names the page or the page-walk level that failed).",
       "streammem"};
+  cli::add_version_flag(app, "streammem");
   app.require_subcommand(1);
+  app.add_flag("-q,--quiet", g_quiet, "print no error messages; only the exit status tells")->configurable(false);
   app.set_help_all_flag("--help-all", "help for every subcommand");
 
   Common c;
@@ -163,37 +174,28 @@ int main(int argc, char** argv) {
   auto* info = app.add_subcommand("info", "what the image holds: guest type, pages, runs, index size, vCPUs");
   add_common(info);
 
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    app.exit(e);
-    return kExitUsage;
-  }
+  if (auto rc = cli::parse_command_line(app, argc, argv)) return *rc;
 
   if (read->parsed() && phys && vcpu) {
-    std::cerr << "streammem: --phys and --vcpu exclude each other\n";
+    err() << "streammem: --phys and --vcpu exclude each other\n";
     return kExitUsage;
   }
   std::optional<std::uint64_t> addr, len;
   if (read->parsed() || tr->parsed()) {
     addr = parse_u64(addr_s);
     if (!addr) {
-      std::cerr << "streammem: ADDR " << addr_s << " is not a number\n";
+      err() << "streammem: ADDR " << addr_s << " is not a number\n";
       return kExitUsage;
     }
   }
   if (read->parsed()) {
     len = parse_u64(len_s);
     if (!len) {
-      std::cerr << "streammem: LEN " << len_s << " is not a number\n";
+      err() << "streammem: LEN " << len_s << " is not a number\n";
       return kExitUsage;
     }
     if (*addr + *len < *addr) {
-      std::cerr << "streammem: ADDR + LEN wraps around 2^64\n";
+      err() << "streammem: ADDR + LEN wraps around 2^64\n";
       return kExitUsage;
     }
   }
