@@ -11,6 +11,9 @@ packages=(
   python3 time
   # real peers used by the test suite
   qemu-system-x86 openssh-server
+  # the nested Xen host (tests/xenhost): dom0 initramfs packing, depmod for
+  # the guest kernel's modules, the ext2 output disk read back with debugfs
+  cpio kmod e2fsprogs
 )
 if [[ "${XENSTREAM_BENCH:-0}" == 1 ]]; then packages+=(hyperfine); fi
 

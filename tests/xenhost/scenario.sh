@@ -1,0 +1,204 @@
+#!/bin/sh
+# The scenario dom0 runs once per boot (POSIX sh for busybox). It never
+# stops at the first failure: every step records "KEY VALUE" in
+# /out/results.txt and the CTest tests on the host assert on those lines and
+# on the images left in /out. Guests: xs-pv (64-bit PV), xs-pvh (PVH, same
+# kernel), xs-hvm (HVM with Debian's qemu-system-xen, no OS).
+OUT=/out
+IMG=$OUT/img
+WORK=$OUT/work
+mkdir -p "$IMG" "$WORK" "$OUT/cfg" "$OUT/verify"
+: >"$OUT/results.txt"
+
+now() { cut -d' ' -f1 /proc/uptime; }
+phase() { echo "XENHOST-PHASE $1 $(now)"; echo "phase.$1 $(now)" >>"$OUT/results.txt"; }
+result() { echo "XENHOST-RESULT $1 $2"; echo "$1 $2" >>"$OUT/results.txt"; }
+
+# state NAME: absent, or xl list's state letters (r, b, p, s, c, d).
+state() {
+    line=$(xl list "$1" 2>/dev/null | sed -n 2p)
+    if [ -z "$line" ]; then echo absent; else echo "$line" | awk '{print $5}' | tr -d '-'; fi
+}
+# console NAME: what xenconsoled logged of the guest's console so far.
+console() { cat "/var/log/xen/console/guest-$1.log" 2>/dev/null; }
+count_in_console() { console "$1" | grep -c "$2"; }
+
+# wait_console NAME PATTERN COUNT TIMEOUT: wait until PATTERN appeared COUNT times.
+wait_console() {
+    waited=0
+    while [ "$(count_in_console "$1" "$2")" -lt "$3" ]; do
+        [ "$waited" -ge "$4" ] && return 1
+        [ "$(state "$1")" = absent ] && return 1
+        sleep 2; waited=$((waited + 2))
+    done
+    return 0
+}
+
+# alive_and_shutdown NAME KEY: the restored guest runs, answers xl shutdown -w
+# by powering off through its init.
+alive_and_shutdown() {
+    before=$(count_in_console "$1" XENSTREAM-GUEST-SHUTDOWN)
+    result "$2.state_after_restore" "$(state "$1")"
+    timeout 180 xl shutdown -w "$1"
+    result "$2.shutdown_rc" $?
+    result "$2.state_after_shutdown" "$(state "$1")"
+    after=$(count_in_console "$1" XENSTREAM-GUEST-SHUTDOWN)
+    result "$2.init_ran_shutdown" "$((after - before))"
+    [ "$(state "$1")" = absent ] || xl destroy "$1"
+}
+
+write_configs() {
+    for t in pv pvh; do
+        cat >"$OUT/cfg/$t.cfg" <<EOF
+name = "xs-$t"
+type = "$t"
+kernel = "/guest/vmlinuz"
+ramdisk = "/guest/domu.cpio.gz"
+extra = "console=hvc0 quiet xs_type=$t"
+memory = 128
+vcpus = 1
+on_poweroff = "destroy"
+on_reboot = "destroy"
+on_crash = "destroy"
+EOF
+    done
+    cat >"$OUT/cfg/hvm.cfg" <<EOF
+name = "xs-hvm"
+type = "hvm"
+memory = 64
+vcpus = 1
+vga = "none"
+vnc = 0
+serial = "pty"
+boot = "c"
+device_model_override = "/usr/libexec/xen-qemu-system-i386"
+on_poweroff = "destroy"
+on_reboot = "destroy"
+on_crash = "destroy"
+EOF
+}
+
+phase start
+xl info | grep -E '^(xen_version|xen_caps|virt_caps|total_memory|free_memory)' >"$OUT/xl-info.txt"
+cat /etc/xenhost-versions >"$OUT/versions.txt"
+write_configs
+
+# ---- boot every guest once ----------------------------------------------------
+phase create
+for t in pv pvh hvm; do
+    xl create "$OUT/cfg/$t.cfg" >"$WORK/create-$t.log" 2>&1
+    result "$t.create_rc" $?
+done
+for t in pv pvh; do
+    wait_console "xs-$t" XENSTREAM-GUEST-READY 1 900
+    result "$t.ready" $?
+done
+result hvm.state_after_create "$(state xs-hvm)"
+phase guests-ready
+
+# ---- 1. xl save -c (guest keeps running), then xl save (guest stops) ----------
+for t in pv pvh hvm; do
+    phase "save-$t"
+    sleep 3
+    xl save -c "xs-$t" "$IMG/$t-c.save" >"$WORK/save-c-$t.log" 2>&1
+    result "$t.save_c_rc" $?
+    result "$t.state_after_save_c" "$(state "xs-$t")"
+    sleep 5        # the guest's ticker moves on: its memory changes
+    xl save "xs-$t" "$IMG/$t.save" >"$WORK/save-$t.log" 2>&1
+    result "$t.save_rc" $?
+    result "$t.state_after_save" "$(state "xs-$t")"
+    [ "$(state "xs-$t")" = absent ] || xl destroy "xs-$t"
+done
+
+# ---- 2. what we write, Xen restores -----------------------------------------
+# restore_ours TYPE KEY IMAGE: xl restore IMAGE, then the guest must answer
+# xl shutdown -w (PV, PVH); the HVM guest has no OS and is destroyed.
+restore_ours() {
+    xl restore "$3" >"$WORK/restore-$2.log" 2>&1
+    rc=$?
+    result "$2.xl_restore_rc" $rc
+    tail -n 5 "$WORK/restore-$2.log" | sed "s/^/$2.xl_restore_says /" >>"$OUT/results.txt"
+    if [ $rc -ne 0 ]; then return; fi
+    if [ "$1" = hvm ]; then
+        result "$2.state_after_restore" "$(state "xs-$1")"
+        xl destroy "xs-$1"
+    else
+        alive_and_shutdown "xs-$1" "$2"
+    fi
+}
+
+for t in pv pvh hvm; do
+    phase "resave-$t"
+    [ -s "$IMG/$t.save" ] || { result "$t.resave" no-image; continue; }
+    streamrestore "$IMG/$t.save" --out "$WORK/$t-dir" >"$WORK/$t-restore.log" 2>&1
+    result "$t.streamrestore_rc" $?
+    streamsave "$WORK/$t-dir" -o "$WORK/$t-resave.save" >"$WORK/$t-resave.log" 2>&1
+    result "$t.streamsave_rc" $?
+    if cmp -s "$IMG/$t.save" "$WORK/$t-resave.save"; then
+        result "$t.resave_identical" yes
+    else
+        result "$t.resave_identical" no
+        result "$t.resave_first_difference" "$(cmp "$IMG/$t.save" "$WORK/$t-resave.save" 2>&1 | head -n1 | tr ' ' _)"
+    fi
+    restore_ours "$t" "$t.ours" "$WORK/$t-resave.save"
+
+    # --zstd, decompressed by the zstd tool
+    streamsave "$WORK/$t-dir" --zstd -o "$WORK/$t-resave.save.zst" >"$WORK/$t-zstd.log" 2>&1
+    result "$t.streamsave_zstd_rc" $?
+    zstd -q -d -f "$WORK/$t-resave.save.zst" -o "$WORK/$t-unzstd.save"
+    result "$t.unzstd_rc" $?
+    rm -f "$WORK/$t-resave.save.zst"
+    restore_ours "$t" "$t.zstd" "$WORK/$t-unzstd.save"
+    rm -f "$WORK/$t-unzstd.save"
+
+    # a directory restored from a pipe
+    cat "$IMG/$t.save" | streamrestore - --out "$WORK/$t-pipedir" >"$WORK/$t-pipe.log" 2>&1
+    result "$t.streamrestore_pipe_rc" $?
+    streamsave "$WORK/$t-pipedir" -o "$WORK/$t-pipe.save" >>"$WORK/$t-pipe.log" 2>&1
+    result "$t.streamsave_pipe_rc" $?
+    cmp -s "$WORK/$t-resave.save" "$WORK/$t-pipe.save"
+    result "$t.pipe_resave_same_as_file_resave" $?
+    restore_ours "$t" "$t.pipe" "$WORK/$t-pipe.save"
+    rm -rf "$WORK/$t-pipedir" "$WORK/$t-pipe.save"
+    rm -rf "$WORK/$t-dir"
+done
+
+# ---- 3. the real sender against our receiver (HAP log-dirty: PVH, HVM) -------
+for t in pvh hvm; do
+    phase "migrate-$t"
+    xl restore "$IMG/$t.save" >"$WORK/migrate-$t-restore.log" 2>&1
+    result "$t.migrate_source_restore_rc" $?
+    rm -rf "$WORK/$t-migrate-dir"
+    xl migrate -s '' "xs-$t" \
+        "streamrestore --xl-migrate-receive --out $WORK/$t-migrate-dir 2>$WORK/$t-migrate-receiver.log; echo \$? >$WORK/$t-migrate-receiver.rc" \
+        >"$WORK/migrate-$t.log" 2>&1
+    result "$t.migrate_rc" $?
+    result "$t.migrate_receiver_rc" "$(cat "$WORK/$t-migrate-receiver.rc" 2>/dev/null || echo none)"
+    result "$t.state_after_migrate" "$(state "xs-$t")"
+    [ "$(state "xs-$t")" = absent ] || xl destroy "xs-$t"
+done
+
+phase remus-pvh
+xl restore "$IMG/pvh.save" >"$WORK/remus-restore.log" 2>&1
+result pvh.remus_source_restore_rc $?
+rm -rf "$WORK/pvh-remus-dir"
+xl remus -F -n -d -u -s '' xs-pvh \
+    "streamrestore --xl-migrate-receive -r --out $WORK/pvh-remus-dir 2>$WORK/pvh-remus-receiver.log; echo \$? >$WORK/pvh-remus-receiver.rc" \
+    >"$WORK/remus.log" 2>&1 &
+remus_pid=$!
+sleep 40
+result pvh.remus_state_before_destroy "$(state xs-pvh)"
+xl destroy xs-pvh
+result pvh.remus_destroy_rc $?
+w=0
+while kill -0 $remus_pid 2>/dev/null && [ $w -lt 120 ]; do sleep 2; w=$((w + 2)); done
+kill -0 $remus_pid 2>/dev/null && { result pvh.remus_xl_hung yes; kill $remus_pid; }
+wait $remus_pid
+result pvh.remus_xl_rc $?
+w=0
+while [ ! -s "$WORK/pvh-remus-receiver.rc" ] && [ $w -lt 60 ]; do sleep 2; w=$((w + 2)); done
+result pvh.remus_receiver_rc "$(cat "$WORK/pvh-remus-receiver.rc" 2>/dev/null || echo none)"
+
+phase end
+xl list >"$OUT/xl-list-end.txt" 2>&1
+sync
