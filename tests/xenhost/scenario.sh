@@ -14,10 +14,13 @@ now() { cut -d' ' -f1 /proc/uptime; }
 phase() { echo "XENHOST-PHASE $1 $(now)"; echo "phase.$1 $(now)" >>"$OUT/results.txt"; }
 result() { echo "XENHOST-RESULT $1 $2"; echo "$1 $2" >>"$OUT/results.txt"; }
 
-# state NAME: absent, or xl list's state letters (r, b, p, s, c, d).
+# state NAME: absent, or xl list's state letters (r, b, p, s, c, d), or
+# "runnable" when none is set (the domain waits for a CPU).
 state() {
     line=$(xl list "$1" 2>/dev/null | sed -n 2p)
-    if [ -z "$line" ]; then echo absent; else echo "$line" | awk '{print $5}' | tr -d '-'; fi
+    if [ -z "$line" ]; then echo absent; return; fi
+    letters=$(echo "$line" | awk '{print $5}' | tr -d '-')
+    echo "${letters:-runnable}"
 }
 # console NAME: what xenconsoled logged of the guest's console so far.
 console() { cat "/var/log/xen/console/guest-$1.log" 2>/dev/null; }
@@ -97,18 +100,34 @@ result hvm.state_after_create "$(state xs-hvm)"
 phase guests-ready
 
 # ---- 1. xl save -c (guest keeps running), then xl save (guest stops) ----------
-for t in pv pvh hvm; do
+save_c() {
+    xl save -c "xs-$1" "$IMG/$1-c.save" >"$WORK/save-c-$1.log" 2>&1
+    result "$1.save_c_rc" $?
+    result "$1.state_after_save_c" "$(state "xs-$1")"
+}
+save_plain() {
+    xl save "xs-$1" "$IMG/$1.save" >"$WORK/save-$1.log" 2>&1
+    result "$1.save_rc" $?
+    result "$1.state_after_save" "$(state "xs-$1")"
+    [ "$(state "xs-$1")" = absent ] || xl destroy "xs-$1"
+}
+for t in pv pvh; do
     phase "save-$t"
     sleep 3
-    xl save -c "xs-$t" "$IMG/$t-c.save" >"$WORK/save-c-$t.log" 2>&1
-    result "$t.save_c_rc" $?
-    result "$t.state_after_save_c" "$(state "xs-$t")"
+    save_c "$t"
     sleep 5        # the guest's ticker moves on: its memory changes
-    xl save "xs-$t" "$IMG/$t.save" >"$WORK/save-$t.log" 2>&1
-    result "$t.save_rc" $?
-    result "$t.state_after_save" "$(state "xs-$t")"
-    [ "$(state "xs-$t")" = absent ] || xl destroy "xs-$t"
+    save_plain "$t"
 done
+# The HVM guest has no OS: resumed in place after xl save -c, it shuts down
+# with reason "reboot" and a later xl save fails ("Dom N not suspended:
+# (shutdown 1, reason 1)"). So: xl save, xl restore of xl's own image, then
+# xl save -c of the restored guest.
+phase save-hvm
+save_plain hvm
+xl restore "$IMG/hvm.save" >"$WORK/restore-xl-hvm.log" 2>&1
+result hvm.xl_restore_own_rc $?
+save_c hvm
+xl destroy xs-hvm 2>/dev/null
 
 # ---- 2. what we write, Xen restores -----------------------------------------
 # restore_ours TYPE KEY IMAGE: xl restore IMAGE, then the guest must answer
@@ -163,6 +182,19 @@ for t in pv pvh hvm; do
     rm -rf "$WORK/$t-dir"
 done
 
+# keep_dir NAME: a received directory goes out as streamsave's stream (its
+# memory.raw is sparse over 4 GiB for PVH/HVM; the output disk is not).
+keep_dir() {
+    if [ -d "$WORK/$1-dir" ]; then
+        streamsave "$WORK/$1-dir" -o "$IMG/$1-resave.save" >"$WORK/$1-resave.log" 2>&1
+        result "$1.streamsave_of_dir_rc" $?
+        cp "$WORK/$1-dir/manifest.json" "$WORK/$1-manifest.json" 2>/dev/null
+        rm -rf "$WORK/$1-dir"
+    else
+        result "$1.streamsave_of_dir_rc" no-dir
+    fi
+}
+
 # ---- 3. the real sender against our receiver (HAP log-dirty: PVH, HVM) -------
 for t in pvh hvm; do
     phase "migrate-$t"
@@ -170,12 +202,13 @@ for t in pvh hvm; do
     result "$t.migrate_source_restore_rc" $?
     rm -rf "$WORK/$t-migrate-dir"
     xl migrate -s '' "xs-$t" \
-        "streamrestore --xl-migrate-receive --out $WORK/$t-migrate-dir 2>$WORK/$t-migrate-receiver.log; echo \$? >$WORK/$t-migrate-receiver.rc" \
+        "trap '' TERM INT HUP; streamrestore --xl-migrate-receive --out $WORK/$t-migrate-dir 2>$WORK/$t-migrate-receiver.log; echo \$? >$WORK/$t-migrate-receiver.rc" \
         >"$WORK/migrate-$t.log" 2>&1
     result "$t.migrate_rc" $?
     result "$t.migrate_receiver_rc" "$(cat "$WORK/$t-migrate-receiver.rc" 2>/dev/null || echo none)"
     result "$t.state_after_migrate" "$(state "xs-$t")"
     [ "$(state "xs-$t")" = absent ] || xl destroy "xs-$t"
+    keep_dir "$t-migrate"
 done
 
 phase remus-pvh
@@ -183,10 +216,10 @@ xl restore "$IMG/pvh.save" >"$WORK/remus-restore.log" 2>&1
 result pvh.remus_source_restore_rc $?
 rm -rf "$WORK/pvh-remus-dir"
 xl remus -F -n -d -u -s '' xs-pvh \
-    "streamrestore --xl-migrate-receive -r --out $WORK/pvh-remus-dir 2>$WORK/pvh-remus-receiver.log; echo \$? >$WORK/pvh-remus-receiver.rc" \
+    "trap '' TERM INT HUP; streamrestore --xl-migrate-receive -r --out $WORK/pvh-remus-dir 2>$WORK/pvh-remus-receiver.log; echo \$? >$WORK/pvh-remus-receiver.rc" \
     >"$WORK/remus.log" 2>&1 &
 remus_pid=$!
-sleep 40
+sleep 20
 result pvh.remus_state_before_destroy "$(state xs-pvh)"
 xl destroy xs-pvh
 result pvh.remus_destroy_rc $?
@@ -198,6 +231,8 @@ result pvh.remus_xl_rc $?
 w=0
 while [ ! -s "$WORK/pvh-remus-receiver.rc" ] && [ $w -lt 60 ]; do sleep 2; w=$((w + 2)); done
 result pvh.remus_receiver_rc "$(cat "$WORK/pvh-remus-receiver.rc" 2>/dev/null || echo none)"
+result pvh.remus_receiver_says "$(tail -n1 "$WORK/pvh-remus-receiver.log" 2>/dev/null)"
+keep_dir pvh-remus
 
 phase end
 xl list >"$OUT/xl-list-end.txt" 2>&1
