@@ -11,6 +11,7 @@ set -uo pipefail
 
 [ $# -eq 3 ] || { echo "usage: $0 BUILD_DIR CHECK GUEST" >&2; exit 2; }
 BUILD="$(cd -- "$1" && pwd)"
+HERE="$(cd -- "$(dirname -- "$0")" && pwd)"
 CHECK=$2
 G=$3
 OUT="$BUILD/tests/xenhost/out"
@@ -139,6 +140,7 @@ started)
     esac
     ;;
 xl_save)
+    [ "$G" = hvm ] && expect hvm.xl_restore_own_rc 0   # saved, restored, then saved with -c
     expect "$G.save_c_rc" 0
     expect "$G.state_after_save_c" r b runnable     # xl save -c leaves the guest running
     expect "$G.save_rc" 0
@@ -180,6 +182,25 @@ xl_restores_ours|xl_restores_zstd|xl_restores_piped)
             expect "$G.$k.init_ran_shutdown" 1 ;;
     esac
     ;;
+resave_bytes)
+    # Our re-save (streamrestore then streamsave, in dom0) of xl's image of a
+    # guest that was not running, compared record by record.
+    expect "$G.streamrestore_rc" 0
+    expect "$G.streamsave_rc" 0
+    if python3 "$HERE/resave_diff.py" "$OUT/img/$G.save" "$OUT/work/$G-resave.save" >"$TMP/diff.txt" 2>&1; then
+        sed 's/^/    /' "$TMP/diff.txt"
+        if [ "$G" = pv ]; then
+            # PV: byte for byte what xl wrote.
+            if grep -qx identical "$TMP/diff.txt"; then ok "re-save is byte-identical to xl's image"; else
+                fail "re-save of the PV image is not byte-identical"; fi
+        else
+            ok "re-save equals xl's image but for the order of the HVM_PARAMS pairs"
+        fi
+    else
+        sed 's/^/    /' "$TMP/diff.txt"
+        fail "re-save differs from xl's image beyond the order of HVM_PARAMS"
+    fi
+    ;;
 migrate)
     # xl migrate (the real sender, HAP log-dirty) into streamrestore --xl-migrate-receive.
     expect "$G.migrate_source_restore_rc" 0
@@ -187,11 +208,11 @@ migrate)
     expect "$G.migrate_rc" 0
     # The receiver reports the guest unpaused, so xl destroys the source.
     expect "$G.state_after_migrate" absent
-    dir="$OUT/work/$G-migrate-dir"
-    if [ -s "$dir/memory.raw" ] && has_string "$dir/memory.raw" "$(banner)"; then ok "migrated memory holds \"$(banner)\""; else
-        fail "migrated memory.raw missing or lacks \"$(banner)\""; fi
-    if "$SAVE" "$dir" -o "$TMP/resave.save" && "$VERIFY" -q "$TMP/resave.save"; then ok "streamsave of the migrated DIR verifies"; else
-        fail "streamsave of the migrated DIR does not verify"; fi
+    # dom0 ran streamsave on the received DIR (its sparse memory.raw spans 4 GiB).
+    expect "$G-migrate.streamsave_of_dir_rc" 0
+    if "$VERIFY" -q "$OUT/img/$G-migrate-resave.save"; then ok "streamsave of the received DIR verifies"; else
+        fail "streamsave of the received DIR does not verify"; fi
+    restore_memory "$OUT/img/$G-migrate-resave.save" "$TMP/dir"
     ;;
 remus)
     expect "$G.remus_source_restore_rc" 0
@@ -199,11 +220,11 @@ remus)
     expect "$G.remus_destroy_rc" 0
     # The primary went away: the secondary fails over to its last complete checkpoint.
     expect "$G.remus_receiver_rc" 3
-    dir="$OUT/work/$G-remus-dir"
-    if [ -s "$dir/memory.raw" ] && has_string "$dir/memory.raw" "$(banner)"; then ok "failover memory holds \"$(banner)\""; else
-        fail "failover memory.raw missing or lacks \"$(banner)\""; fi
-    if "$SAVE" "$dir" -o "$TMP/resave.save" && "$VERIFY" -q "$TMP/resave.save"; then ok "streamsave of the failover DIR verifies"; else
+    expect "$G.remus_receiver_says" '*failover*holds checkpoint*'
+    expect "$G-remus.streamsave_of_dir_rc" 0
+    if "$VERIFY" -q "$OUT/img/$G-remus-resave.save"; then ok "streamsave of the failover DIR verifies"; else
         fail "streamsave of the failover DIR does not verify"; fi
+    restore_memory "$OUT/img/$G-remus-resave.save" "$TMP/dir"
     ;;
 *)
     echo "unknown check $CHECK" >&2

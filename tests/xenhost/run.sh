@@ -83,4 +83,10 @@ grep -a -q 'XENHOST-FATAL' "$SERIAL" && die "dom0 failed: $(grep -a 'XENHOST-FAT
 grep -a -q 'XENHOST-PHASE done' "$SERIAL" || die "dom0 did not reach the end of its init (see $OUT/serial.log)"
 [ -s "$OUT/results.txt" ] || die "no results.txt on the output disk"
 grep -q '^phase.end ' "$OUT/results.txt" || die "the scenario did not reach its end (see $OUT/scenario.log)"
+# Keep xl's images as regression inputs across runs (out/ is remade each boot).
+mkdir -p "$BASE/regress"
+for f in "$OUT"/img/pv.save "$OUT"/img/pv-c.save "$OUT"/img/pvh.save "$OUT"/img/pvh-c.save \
+         "$OUT"/img/hvm.save "$OUT"/img/hvm-c.save; do
+    [ -s "$f" ] && cp -f "$f" "$BASE/regress/"
+done
 echo "xenhost: done; results in $OUT" >&2
