@@ -150,6 +150,11 @@ install -m 755 "$HERE/scenario.sh" "$DOM0/scenario.sh"
 cp "$OUT/vmlinuz" "$DOM0/guest/vmlinuz"
 cp "$OUT/domu.cpio.gz" "$DOM0/guest/domu.cpio.gz"
 cp "$PKG/.versions" "$DOM0/etc/xenhost-versions"
+# The candidate-stream hook (scenario.sh, part 5): streams judged by xl restore.
+if [ -n "${XENHOST_CANDIDATES:-}" ]; then
+    [ -d "$XENHOST_CANDIDATES" ] || die "XENHOST_CANDIDATES=$XENHOST_CANDIDATES is not a directory"
+    cp -r "$XENHOST_CANDIDATES" "$DOM0/candidates"
+fi
 pack "$DOM0" "$OUT/dom0.cpio.gz"
 rm -rf -- "$DOM0" "$DOMU"
 echo "xenhost-mkimage: $(du -h "$OUT/dom0.cpio.gz" | cut -f1) dom0.cpio.gz, $(du -h "$OUT/domu.cpio.gz" | cut -f1) domu.cpio.gz, kernel $KVER" >&2
