@@ -140,7 +140,7 @@ case "$CHECK" in
 started)
     expect "$G.create_rc" 0
     case "$G" in
-        hvm) expect hvm.state_after_create r b runnable ;;
+        hvm) expect hvm.ready 0; expect hvm.state_after_create r b runnable ;;
         *) expect "$G.ready" 0 ;;
     esac
     ;;

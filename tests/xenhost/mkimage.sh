@@ -148,6 +148,34 @@ depmod -b "$DOM0" "$KVER"
 install -m 755 "$HERE/dom0-init.sh" "$DOM0/init"
 install -m 755 "$HERE/scenario.sh" "$DOM0/scenario.sh"
 cp "$OUT/vmlinuz" "$DOM0/guest/vmlinuz"
+# The HVM guest's disk: a boot sector that prints the ready marker (on COM1 and
+# on Xen's debug port 0xe9, which dom0 reads with xl dmesg) and
+# then halts in a loop with interrupts on. Without a bootable disk SeaBIOS
+# says "No bootable device. Retrying in 60 seconds." and reboots the guest,
+# which on_reboot = "destroy" ends.
+python3 - "$DOM0/guest/hvm-boot.img" <<'PY'
+import sys
+msg = b"XENSTREAM-GUEST-READY hvm\r\n\0"
+code = bytes([
+    0x31, 0xC0,              # xor ax, ax
+    0x8E, 0xD8,              # mov ds, ax
+    0xBE, 0x18, 0x7C,        # mov si, 0x7c18 (msg)
+    0xBA, 0xF8, 0x03,        # mov dx, 0x3f8 (COM1)
+    0xAC,                    # next: lodsb
+    0x84, 0xC0,              # test al, al
+    0x74, 0x05,              # jz idle
+    0xEE,                    # out dx, al
+    0xE6, 0xE9,              # out 0xe9, al (Xen's debug port: xl dmesg shows it)
+    0xEB, 0xF6,              # jmp next
+    0xFB,                    # idle: sti
+    0xF4,                    # hlt
+    0xEB, 0xFC,              # jmp idle
+])
+assert len(code) == 0x18
+sector = (code + msg).ljust(510, b"\0") + b"\x55\xaa"
+with open(sys.argv[1], "wb") as f:
+    f.write(sector.ljust(1 << 20, b"\0"))
+PY
 cp "$OUT/domu.cpio.gz" "$DOM0/guest/domu.cpio.gz"
 cp "$PKG/.versions" "$DOM0/etc/xenhost-versions"
 # The candidate-stream hook (scenario.sh, part 5): streams judged by xl restore.

@@ -3,7 +3,7 @@
 # stops at the first failure: every step records "KEY VALUE" in
 # /out/results.txt and the CTest tests on the host assert on those lines and
 # on the images left in /out. Guests: xs-pv (64-bit PV), xs-pvh (PVH, same
-# kernel), xs-hvm (HVM with Debian's qemu-system-xen, no OS).
+# kernel), xs-hvm (HVM with Debian's qemu-system-xen, a boot sector and no OS).
 OUT=/out
 IMG=$OUT/img
 WORK=$OUT/work
@@ -74,6 +74,7 @@ vga = "none"
 vnc = 0
 serial = "pty"
 boot = "c"
+disk = [ "format=raw, vdev=hda, access=rw, backendtype=qdisk, target=/guest/hvm-boot.img" ]
 device_model_override = "/usr/libexec/xen-qemu-system-i386"
 on_poweroff = "destroy"
 on_reboot = "destroy"
@@ -96,6 +97,13 @@ for t in pv pvh; do
     wait_console "xs-$t" XENSTREAM-GUEST-READY 1 900
     result "$t.ready" $?
 done
+# The HVM guest's boot sector writes its marker to Xen's debug port too.
+waited=0
+while ! xl dmesg | grep -q 'XENSTREAM-GUEST-READY hvm' && [ $waited -lt 240 ]; do
+    sleep 2; waited=$((waited + 2))
+done
+xl dmesg | grep -q 'XENSTREAM-GUEST-READY hvm'
+result hvm.ready $?
 result hvm.state_after_create "$(state xs-hvm)"
 phase guests-ready
 
@@ -118,10 +126,8 @@ for t in pv pvh; do
     sleep 5        # the guest's ticker moves on: its memory changes
     save_plain "$t"
 done
-# The HVM guest has no OS: resumed in place after xl save -c, it shuts down
-# with reason "reboot" and a later xl save fails ("Dom N not suspended:
-# (shutdown 1, reason 1)"). So: xl save, xl restore of xl's own image, then
-# xl save -c of the restored guest.
+# The HVM guest has no OS: xl save, xl restore of xl's own image, then
+# xl save -c of the restored guest (README.md says why).
 phase save-hvm
 save_plain hvm
 xl restore "$IMG/hvm.save" >"$WORK/restore-xl-hvm.log" 2>&1
