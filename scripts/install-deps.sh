@@ -11,6 +11,9 @@ packages=(
   python3 time
   # real peers used by the test suite
   qemu-system-x86 openssh-server gdb
+  # the nested Xen host (tests/xenhost): dom0 initramfs packing, depmod for
+  # the guest kernel's modules, the ext2 output disk read back with debugfs
+  cpio kmod e2fsprogs
   # manual pages, completion and Debian packaging (built and checked by the suite)
   scdoc mandoc man-db bash-completion debhelper dpkg-dev lintian
 )
