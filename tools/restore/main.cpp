@@ -158,6 +158,7 @@ int main(int argc, char** argv) {
   std::uint64_t max_memory = 0;
   bool xl_migrate_receive = false;
   bool remus = false;
+  verify::VerifyOptions rules;  // the rule engine's (spec/verify-rules.md)
   std::string elf_path;
   app.add_option("input", input, "stream to restore, or - for stdin");
   app.add_option("-o,--out", out, "directory to create (or an empty one)");
@@ -261,6 +262,7 @@ int main(int argc, char** argv) {
       ropts.emulator_exec = emulator_exec;
       ropts.emulator_timeout = std::chrono::milliseconds(static_cast<long long>(emulator_timeout * 1000));
       ropts.check_trailing = false;  // the protocol goes on after END on the same fd
+      ropts.rules = rules;
       if (max_memory != 0) ropts.limits.max_pfn = max_memory / 4096 - 1;
       last = restore_stream(src, container, **backend, ropts);
       return exit_status(last->status);
@@ -308,11 +310,16 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
   Source& src = *opened->source;
+  rules.format = parse_format(format);
   auto container = read_container(src, parse_format(format));
   if (!container) {
     const Error& e = container.error();
+    if (auto p = container_refused(src, e, rules)) {
+      print_error("error: " + src.name() + ": " + p->format() + " (nothing restored)");
+      return 1;
+    }
     print_error("error: " + src.name() + ": " + e.describe());
-    return e.code == ErrorCode::kIo ? kExitUsage : 1;
+    return e.code == ErrorCode::kIo || e.code == ErrorCode::kUsage ? kExitUsage : 1;
   }
 
   DirectoryOptions dopts;
@@ -335,6 +342,7 @@ int main(int argc, char** argv) {
   ropts.emulator_exec = emulator_exec;
   ropts.emulator_timeout = std::chrono::milliseconds(static_cast<long long>(emulator_timeout * 1000));
   if (max_memory != 0) ropts.limits.max_pfn = max_memory / 4096 - 1;
+  ropts.rules = rules;
   if (!quiet && ::isatty(2)) ropts.progress = [&progress](const Progress& p) { progress(p); };
 
   const RestoreReport report = restore_stream(src, *container, **backend, ropts);
@@ -362,8 +370,11 @@ int main(int argc, char** argv) {
       break;
     case RestoreStatus::kInvalid:
       print_error("error: " + where + ": " + report.error->describe() +
-                  (report.checkpointed ? " (before the first checkpoint was complete; nothing restored)"
-                                       : " (nothing restored)"));
+                  (report.checkpoints > 0
+                       ? " (" + out + " keeps checkpoint " + std::to_string(report.checkpoints) +
+                             "; its manifest says which rule broke)"
+                   : report.checkpointed ? " (before the first checkpoint was complete; nothing restored)"
+                                         : " (nothing restored)"));
       break;
     case RestoreStatus::kIoError:
       print_error("error: " + (report.error ? report.error->message : std::string("I/O error")));
@@ -384,6 +395,12 @@ int main(int argc, char** argv) {
                         {"bytes", report.bytes},
                         {"pages", report.pages},
                         {"warnings", report.warnings}};
+    if (report.rule) {
+      j["rule"] = {{"id", std::string(report.rule->rule)},
+                   {"offset", report.rule->offset},
+                   {"where", report.rule->where},
+                   {"message", report.rule->message}};
+    }
     if (report.error) {
       j["error"] = {{"offset", report.error->offset},
                     {"code", std::string(error_code_name(report.error->code))},

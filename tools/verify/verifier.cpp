@@ -215,11 +215,40 @@ ConfigFacts xml_facts(std::string_view xml) {
 
 class Verifier {
  public:
-  Verifier(Source& src, const VerifyOptions& options, VerifyResult& out)
+  Verifier(Source* src, const VerifyOptions& options, VerifyResult& out)
       : src_(src), options_(options), out_(out), s_(out.summary),
-        pfns_(options.pfn_tracking_cap) {}
+        pfns_(options.pfn_tracking_cap) {
+    s_.pfn_tracking_cap = pfns_.cap_bytes();
+  }
 
   void run();
+
+  // ---- the steps of a walk, for verify() and for RuleEngine
+  void check_container(const ContainerInfo& c);
+  void begin_walk(const StreamCursor& cur, PayloadKind kind);
+  void step(const StreamCursor& cur, const RecordView& rec);
+  void check_padding(const RecordView& rec);
+  void read_error(const Error& e);
+  void end_walk(const Expected<void>& fin, std::uint64_t bytes);
+  void end_walk_unread(std::uint64_t bytes);
+  const std::optional<Problem>& first_error() const { return first_error_; }
+  template <typename F>
+  void with_source(Source* src, F&& f) {
+    Source* saved = src_;
+    src_ = src;
+    f(*this);
+    src_ = saved;
+  }
+  void legacy(const ContainerInfo& c) { legacy_payload(c); }
+  void container_failed(const Error& e) {
+    auto head = src_->peek(1);
+    if (head && head->empty()) {
+      add(R::kStream01, 0, "input", "the input is empty");
+      out_.complete = false;
+      return;
+    }
+    container_error(e);
+  }
 
  private:
   struct Loc {
@@ -233,6 +262,7 @@ class Verifier {
     const RuleInfo* info = find_rule(p.rule);
     p.severity = info != nullptr ? info->severity : p.severity;
     (p.severity == Severity::kError ? out_.errors : out_.warnings)++;
+    if (p.severity == Severity::kError && !first_error_) first_error_ = p;
     if (++per_rule_[p.rule] > options_.max_problems_per_rule) {
       ++out_.suppressed[p.rule];
       return;
@@ -304,12 +334,10 @@ class Verifier {
 
   // ---- phases
   void container_error(const Error& e);
-  void check_container(const ContainerInfo& c);
   void check_xl(const ContainerInfo& c);
   void check_libvirt(const ContainerInfo& c);
   void legacy_payload(const ContainerInfo& c);
   void walk(PayloadKind kind);
-  void read_error(const Error& e);
   void check_libxl_header();
   void note_libxc_headers(const StreamCursor& cur);
   void finish_walk();
@@ -356,7 +384,8 @@ class Verifier {
     return s_.config && s_.config->guest_type && *s_.config->guest_type == type;
   }
 
-  Source& src_;
+  Source* src_;  // null under RuleEngine: the caller walks
+  std::optional<Problem> first_error_;
   const VerifyOptions& options_;
   VerifyResult& out_;
   Summary& s_;
@@ -416,9 +445,8 @@ class Verifier {
 // ---------------------------------------------------------------------------
 
 void Verifier::run() {
-  s_.input = src_.name();
-  s_.pfn_tracking_cap = pfns_.cap_bytes();
-  auto head = src_.peek(1);
+  s_.input = src_->name();
+  auto head = src_->peek(1);
   // A decoding layer (zstd) may already fail here on a short or corrupt
   // input: that is a bad stream, not an I/O failure.
   if (!head) return container_error(head.error());
@@ -427,7 +455,7 @@ void Verifier::run() {
     out_.complete = false;
     return;
   }
-  auto c = read_container(src_, options_.format);
+  auto c = read_container(*src_, options_.format);
   if (!c) return container_error(c.error());
   s_.container = *c;
   check_container(*c);
@@ -463,7 +491,7 @@ void Verifier::container_error(const Error& e) {
       return add(R::kLibxlHdr01, e.offset, "libxl header",
                  "the input does not start with the libxl ident \"LibxlFmt\"");
     case FormatHint::kLibxc: {
-      auto head = src_.peek(12);
+      auto head = src_ != nullptr ? src_->peek(12) : Expected<Bytes>(Bytes{});
       const bool marker_ok = head && head->size() >= 8 &&
                              Fields(*head, ByteOrder::kBig, 0).u64(0) == xc::kImageMarker;
       if (marker_ok) {
@@ -589,7 +617,7 @@ void Verifier::check_libvirt(const ContainerInfo& c) {
 
 void Verifier::legacy_payload(const ContainerInfo& c) {
   out_.complete = false;
-  auto head = src_.peek(64);
+  auto head = src_ != nullptr ? src_->peek(64) : Expected<Bytes>(Bytes{});
   if (!head) return container_error(head.error());
   const bool container_says = (c.xl && !c.xl->stream_v2()) || (c.libvirt && c.libvirt->version == 1);
   if (container_says || looks_like_legacy(*head)) {
@@ -604,26 +632,39 @@ void Verifier::legacy_payload(const ContainerInfo& c) {
 }
 
 void Verifier::walk(PayloadKind kind) {
-  StreamCursor cur(src_, kind);
+  StreamCursor cur(*src_, kind);
   if (auto st = cur.start(); !st) return read_error(st.error());
-  nested_ = kind == PayloadKind::kLibxl;
-  in_libxc_ = !nested_;
-  if (nested_) {
-    s_.libxl = *cur.libxl_header();
-    check_libxl_header();
-  }
+  begin_walk(cur, kind);
   while (!cur.done()) {
     auto r = cur.next();
     note_libxc_headers(cur);
     if (!r) return read_error(r.error());
-    on_record(*r);
+    step(cur, *r);
     if (options_.progress && r->end_offset() >= next_progress_) {
-      options_.progress(r->end_offset(), src_.size_hint());
+      options_.progress(r->end_offset(), src_->size_hint());
       next_progress_ = r->end_offset() + options_.progress_interval;
     }
   }
   auto fin = cur.finish();
-  s_.bytes = src_.position();
+  end_walk(fin, src_->position());
+}
+
+void Verifier::begin_walk(const StreamCursor& cur, PayloadKind kind) {
+  nested_ = kind == PayloadKind::kLibxl;
+  in_libxc_ = !nested_;
+  if (nested_ && cur.libxl_header()) {
+    s_.libxl = *cur.libxl_header();
+    check_libxl_header();
+  }
+}
+
+void Verifier::step(const StreamCursor& cur, const RecordView& rec) {
+  note_libxc_headers(cur);
+  on_record(rec);
+}
+
+void Verifier::end_walk(const Expected<void>& fin, std::uint64_t bytes) {
+  s_.bytes = bytes;
   if (!fin) {
     const Error& e = fin.error();
     if (e.code == ErrorCode::kIo || e.code == ErrorCode::kUsage) return fail(e);
@@ -637,6 +678,11 @@ void Verifier::walk(PayloadKind kind) {
         std::to_string(n) + " octets follow the final END record [" + hex(e.offset) + ", " +
             hex(e.offset + n) + "); Xen never reads them");
   }
+  finish_walk();
+}
+
+void Verifier::end_walk_unread(std::uint64_t bytes) {
+  s_.bytes = bytes;
   finish_walk();
 }
 
@@ -805,6 +851,17 @@ void Verifier::finish_walk() {
 
 void Verifier::on_record(const RecordView& rec) {
   ++s_.records;
+  // A view pulled as a head (PAGE_DATA under streamrestore) has its padding
+  // checked by check_padding() once the body is whole.
+  if (rec.complete()) check_padding(rec);
+  if (rec.layer == Layer::kLibxl) {
+    on_libxl(rec);
+  } else {
+    on_libxc(rec);
+  }
+}
+
+void Verifier::check_padding(const RecordView& rec) {
   for (std::size_t i = 0; i < rec.padding.size(); ++i) {
     if (rec.padding[i] != std::byte{0}) {
       Problem p = rec_problem(rec, rec.body_offset() + rec.length + i,
@@ -814,11 +871,6 @@ void Verifier::on_record(const RecordView& rec) {
       push(std::move(p));
       break;
     }
-  }
-  if (rec.layer == Layer::kLibxl) {
-    on_libxl(rec);
-  } else {
-    on_libxc(rec);
   }
 }
 
@@ -1731,9 +1783,62 @@ void Verifier::pv_completion(const RecordView& rec) {
 
 VerifyResult verify(Source& src, const VerifyOptions& options) {
   VerifyResult result;
-  Verifier(src, options, result).run();
+  Verifier(&src, options, result).run();
   return result;
 }
+
+struct RuleEngine::Impl {
+  explicit Impl(VerifyOptions o) : options(std::move(o)), verifier(nullptr, options, result) {}
+  VerifyOptions options;
+  VerifyResult result;
+  Verifier verifier;
+};
+
+RuleEngine::RuleEngine(VerifyOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+RuleEngine::~RuleEngine() = default;
+
+void RuleEngine::container(const ContainerInfo& c, Source* src) {
+  impl_->result.summary.container = c;
+  impl_->verifier.with_source(src, [&](Verifier& v) {
+    v.check_container(c);
+    if (c.payload == PayloadKind::kLegacy) v.legacy(c);
+  });
+}
+
+void RuleEngine::container_failed(Source& src, const Error& e) {
+  impl_->verifier.with_source(&src, [&](Verifier& v) { v.container_failed(e); });
+}
+
+void RuleEngine::started(const StreamCursor& cur, PayloadKind kind) {
+  impl_->verifier.begin_walk(cur, kind);
+}
+
+bool RuleEngine::record(const StreamCursor& cur, const RecordView& rec) {
+  impl_->verifier.step(cur, rec);
+  return impl_->result.errors > 0;
+}
+
+bool RuleEngine::padding(const RecordView& rec) {
+  impl_->verifier.check_padding(rec);
+  return impl_->result.errors > 0;
+}
+
+void RuleEngine::read_error(const Error& e) { impl_->verifier.read_error(e); }
+
+bool RuleEngine::end(const Expected<void>& trailing, std::uint64_t bytes) {
+  impl_->verifier.end_walk(trailing, bytes);
+  return impl_->result.errors > 0;
+}
+
+bool RuleEngine::end(std::uint64_t bytes) {
+  impl_->verifier.end_walk_unread(bytes);
+  return impl_->result.errors > 0;
+}
+
+bool RuleEngine::broken() const { return impl_->result.errors > 0; }
+const std::optional<Problem>& RuleEngine::first_error() const { return impl_->verifier.first_error(); }
+const VerifyResult& RuleEngine::result() const { return impl_->result; }
+std::size_t RuleEngine::problem_count() const { return impl_->result.problems.size(); }
 
 VerifyResult verify_path(const std::string& path, const VerifyOptions& options) {
   auto in = codecs::open_input(path);

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -26,6 +27,7 @@
 #include "libstream/error.h"
 #include "libstream/headers.h"
 #include "libstream/source.h"
+#include "libstream/stream_cursor.h"
 #include "tools/verify/rules.h"
 
 namespace xenstream::verify {
@@ -166,6 +168,54 @@ VerifyResult verify(Source& src, const VerifyOptions& options = {});
 // Opens `path` ("-" = stdin; zstd decoded transparently) and verifies it.
 // A file that cannot be opened gives a result with `failure` set.
 VerifyResult verify_path(const std::string& path, const VerifyOptions& options = {});
+
+// The rules as a library for any reader of a stream (streamrestore, the
+// migration receiver, streamconv's self-check): the caller walks the stream
+// with its own StreamCursor and feeds the engine what it meets, in order,
+// before acting on it. The engine keeps no view past the call and copies no
+// page body; it reports exactly the problems verify() reports for the same
+// octets (verify() is this engine over a plain walk).
+//
+//   container(c)          after read_container()
+//   started(cur, kind)    after cur.start()
+//   record(cur, rec)      each record, whole, or for PAGE_DATA a head that
+//                         holds at least the count and all the entries (then
+//                         padding(rec) once the body is whole)
+//   read_error(e)         the cursor failed (truncated, framing)
+//   end(trailing, bytes)  after the outermost END (cursor.finish()'s result),
+//   end(bytes)            or without reading what follows END
+// Every step returns / broken() says whether an error-severity rule has
+// broken so far; first_error() is the first one.
+class RuleEngine {
+ public:
+  explicit RuleEngine(VerifyOptions options = {});
+  ~RuleEngine();
+  RuleEngine(const RuleEngine&) = delete;
+  RuleEngine& operator=(const RuleEngine&) = delete;
+
+  // `src` (positioned at the payload) is only peeked at, to tell a legacy
+  // image from unknown data; without it a legacy payload reads as unknown.
+  void container(const ContainerInfo& c, Source* src = nullptr);
+  // read_container() failed on `src` (positioned where it started): the
+  // problem verify() reports for it (empty input, bad magic, truncation...).
+  void container_failed(Source& src, const Error& e);
+  void started(const StreamCursor& cur, PayloadKind kind);
+  bool record(const StreamCursor& cur, const RecordView& rec);
+  bool padding(const RecordView& rec);
+  void read_error(const Error& e);
+  bool end(const Expected<void>& trailing, std::uint64_t bytes);
+  bool end(std::uint64_t bytes);
+
+  bool broken() const;
+  const std::optional<Problem>& first_error() const;
+  // Problems listed so far (result().problems), stream order.
+  std::size_t problem_count() const;
+  const VerifyResult& result() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 // True when `head` (the first octets of a payload) looks like a legacy
 // (pre-4.6) image per spec/legacy.md §12.
