@@ -158,6 +158,8 @@ int main(int argc, char** argv) {
   std::uint64_t max_memory = 0;
   bool xl_migrate_receive = false;
   bool remus = false;
+  bool colo = false;
+  bool strict = false;
   verify::VerifyOptions rules;  // the rule engine's (spec/verify-rules.md)
   std::string elf_path;
   app.add_option("input", input, "stream to restore, or - for stdin");
@@ -182,8 +184,16 @@ int main(int argc, char** argv) {
                "--xl-migrate-receive --out DIR'`: speak xl's migrate-receive protocol on stdin/stdout "
                "(--json then goes to stderr)");
   app.add_flag("-r,--remus", remus,
-               "with --xl-migrate-receive: be an `xl remus` secondary (migrate-receive -r): take "
-               "checkpoints until the primary goes away, then fail over (exit 3)");
+               "restore as an `xl remus` secondary (migrate-receive -r): take checkpoints until the "
+               "primary goes away, then fail over (exit 3); the libxc END ends the restore and "
+               "CHECKPOINT_STATE is refused");
+  app.add_flag("--colo", colo,
+               "restore as a COLO secondary (migrate-receive -r --colo): a CHECKPOINT_STATE(NEW) "
+               "must follow every CHECKPOINT_END");
+  app.add_flag("--strict", strict,
+               "refuse streams that break rules Xen's restore path does not enforce (padding, "
+               "reserved fields, octets after END...; 'strict' in spec/verify-rules.md), as "
+               "streamverify --strict does");
   app.add_option("--elf", elf_path,
                  "also write the restored memory as an ELF64 core file (one PT_LOAD per run of "
                  "present pfns, guest-physical addresses in p_paddr); without --out, DIR is temporary");
@@ -210,10 +220,17 @@ int main(int argc, char** argv) {
     }
     return recover(recover_dir, json_out);
   }
-  if (remus && !xl_migrate_receive) {
-    print_error("error: -r/--remus needs --xl-migrate-receive");
+  if (colo && !remus && xl_migrate_receive) {
+    print_error("error: --colo needs -r, as with xl migrate-receive -r --colo");
     return kExitUsage;
   }
+  // The mode, as in Xen: a file is judged from its stream unless -r or --colo
+  // says; a migrate-receive without -r is a plain restore.
+  rules.strict = strict;
+  rules.mode = colo ? verify::Mode::kColo
+               : remus ? verify::Mode::kRemus
+               : xl_migrate_receive ? verify::Mode::kPlain
+                                    : verify::Mode::kAuto;
   if (xl_migrate_receive) {
     if (!input.empty() && input != "-") {
       print_error("error: --xl-migrate-receive reads the sender on stdin; give no input (or -)");
