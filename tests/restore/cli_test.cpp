@@ -233,6 +233,43 @@ TEST_F(CliTest, ProgressOnATerminalOnly) {
   EXPECT_EQ(tty, "");
 }
 
+// The mode comes from -r / --colo, else from the stream, as in Xen; --strict
+// refuses what Xen reads past. Each refusal names its rule.
+TEST_F(CliTest, ModesAndStrict) {
+  StreamSpec colo = small_checkpointed_hvm(2);
+  colo.colo = true;
+  colo.end = false;  // a COLO primary never sends END
+  const std::string c = file("colo", Bytes(build_stream(colo).bytes));
+  StreamSpec remus = small_checkpointed_hvm(2);
+  remus.end = false;
+  const std::string r = file("remus", Bytes(build_stream(remus).bytes));
+  auto out = [&](const char* n) { return root_ + "/" + n; };
+  // The stream stops after checkpoint 2: a failover, whatever the mode.
+  EXPECT_EQ(run({c, "--out", out("c1")}).exit, 3);
+  EXPECT_EQ(run({c, "--out", out("c2"), "--colo"}).exit, 3);
+  EXPECT_EQ(run({r, "--out", out("r1"), "-r"}).exit, 3);
+  // A Remus secondary does not read CHECKPOINT_STATE; a COLO one needs it.
+  const CliRun cr = run({c, "--out", out("c3"), "-r"});
+  EXPECT_EQ(cr.exit, 1) << cr.err;
+  EXPECT_NE(cr.err.find("[LIBXL-CKPT-05]"), std::string::npos) << cr.err;
+  const CliRun rc = run({r, "--out", out("r2"), "--colo"});
+  EXPECT_EQ(rc.exit, 1) << rc.err;
+  EXPECT_NE(rc.err.find("[LIBXL-CKPT-05]"), std::string::npos) << rc.err;
+  // After a commit the bad record leaves DIR at the last checkpoint, rejected.
+  const auto m = read_file(out("r2") + "/manifest.json");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(json::parse(m->begin(), m->end())["status"], "rejected");
+  // Rules Xen reads past (END after checkpoints, octets after it): warnings,
+  // errors with --strict.
+  std::vector<std::byte> plain(build_stream(small_checkpointed_hvm(1)).bytes);
+  plain.resize(plain.size() + 3, std::byte{1});
+  const std::string p = file("trailing", Bytes(plain));
+  EXPECT_EQ(run({p, "--out", out("p1")}).exit, 0);
+  const CliRun ps = run({p, "--out", out("p2"), "--strict"});
+  EXPECT_EQ(ps.exit, 1) << ps.err;
+  EXPECT_NE(ps.err.find("[LIBXC-CKPT-04]"), std::string::npos) << ps.err;  // the first strict rule there
+}
+
 TEST_F(CliTest, FormatHintIsObeyed) {
   const BuiltStream b = build_stream(small_checkpointed_hvm(1));
   const std::string in = file("s", Bytes(b.bytes));
