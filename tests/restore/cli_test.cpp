@@ -2,6 +2,8 @@
 // compressed input and stdin.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+
+#include <algorithm>
 #include <pty.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -71,9 +73,19 @@ TEST_F(CliTest, CompleteRestoreIsSilentAndExitsZero) {
   const std::string in = file("s", Bytes(b.bytes));
   const CliRun r = run({in, "--out", root_ + "/d"});
   EXPECT_EQ(r.exit, 0) << r.err;
-  EXPECT_EQ(r.err, "");
+  // The one remark is the rules' warning, printed as streamverify prints it:
+  // the stream ends with END after its checkpoints, which Xen's saver never
+  // writes.
+  EXPECT_EQ(r.err.rfind("streamrestore: warning: offset 0x", 0), 0u) << r.err;
+  EXPECT_NE(r.err.find(", record #"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find(" END: END in a checkpointed stream"), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_EQ(r.err.substr(r.err.size() - 16), "[LIBXC-CKPT-04]\n") << r.err;
   EXPECT_EQ(r.out, "");
   EXPECT_EQ(compare_dir(root_ + "/d", b.final_model, true), "");
+  const CliRun q = run({in, "--out", root_ + "/q", "-q"});
+  EXPECT_EQ(q.exit, 0) << q.err;
+  EXPECT_EQ(q.err, "");
 }
 
 TEST_F(CliTest, StdinAndJsonOutcome) {
@@ -111,7 +123,13 @@ TEST_F(CliTest, FailoverExitsThreeAndSaysWhichCheckpoint) {
   const std::string in = file("s", Bytes(b.bytes).first(cut));
   const CliRun r = run({"-", "--out", root_ + "/d"}, in);
   EXPECT_EQ(r.exit, 3);
-  EXPECT_EQ(r.err.rfind("streamrestore: failover: " + root_ + "/d holds checkpoint 2; the stream stopped: <stdin>: offset " + hex(cut) + ": ", 0), 0u)
+  // The rules' warning (the stream ends inside checkpoint 3), then the outcome.
+  EXPECT_EQ(r.err.rfind("streamrestore: warning: offset " + hex(cut) + ", input: the stream ends inside checkpoint 3", 0),
+            0u)
+      << r.err;
+  EXPECT_NE(r.err.find("\nstreamrestore: failover: " + root_ + "/d holds checkpoint 2; the stream stopped: <stdin>: offset " +
+                       hex(cut) + ": "),
+            std::string::npos)
       << r.err;
   EXPECT_EQ(compare_dir(root_ + "/d", b.models[1], true), "");
 }
@@ -215,12 +233,52 @@ TEST_F(CliTest, ProgressOnATerminalOnly) {
   EXPECT_EQ(tty, "");
 }
 
+// The mode comes from -r / --colo, else from the stream, as in Xen; --strict
+// refuses what Xen reads past. Each refusal names its rule.
+TEST_F(CliTest, ModesAndStrict) {
+  StreamSpec colo = small_checkpointed_hvm(2);
+  colo.colo = true;
+  colo.end = false;  // a COLO primary never sends END
+  const std::string c = file("colo", Bytes(build_stream(colo).bytes));
+  StreamSpec remus = small_checkpointed_hvm(2);
+  remus.end = false;
+  const std::string r = file("remus", Bytes(build_stream(remus).bytes));
+  auto out = [&](const char* n) { return root_ + "/" + n; };
+  // The stream stops after checkpoint 2: a failover, whatever the mode.
+  EXPECT_EQ(run({c, "--out", out("c1")}).exit, 3);
+  EXPECT_EQ(run({c, "--out", out("c2"), "--colo"}).exit, 3);
+  EXPECT_EQ(run({r, "--out", out("r1"), "-r"}).exit, 3);
+  // A Remus secondary does not read CHECKPOINT_STATE; a COLO one needs it.
+  const CliRun cr = run({c, "--out", out("c3"), "-r"});
+  EXPECT_EQ(cr.exit, 1) << cr.err;
+  EXPECT_NE(cr.err.find("[LIBXL-CKPT-05]"), std::string::npos) << cr.err;
+  const CliRun rc = run({r, "--out", out("r2"), "--colo"});
+  EXPECT_EQ(rc.exit, 1) << rc.err;
+  EXPECT_NE(rc.err.find("[LIBXL-CKPT-05]"), std::string::npos) << rc.err;
+  // After a commit the bad record leaves DIR at the last checkpoint, rejected.
+  const auto m = read_file(out("r2") + "/manifest.json");
+  ASSERT_TRUE(m);
+  EXPECT_EQ(json::parse(m->begin(), m->end())["status"], "rejected");
+  // Rules Xen reads past (END after checkpoints, octets after it): warnings,
+  // errors with --strict.
+  std::vector<std::byte> plain(build_stream(small_checkpointed_hvm(1)).bytes);
+  plain.resize(plain.size() + 3, std::byte{1});
+  const std::string p = file("trailing", Bytes(plain));
+  EXPECT_EQ(run({p, "--out", out("p1")}).exit, 0);
+  const CliRun ps = run({p, "--out", out("p2"), "--strict"});
+  EXPECT_EQ(ps.exit, 1) << ps.err;
+  EXPECT_NE(ps.err.find("[LIBXC-CKPT-04]"), std::string::npos) << ps.err;  // the first strict rule there
+}
+
 TEST_F(CliTest, FormatHintIsObeyed) {
   const BuiltStream b = build_stream(small_checkpointed_hvm(1));
   const std::string in = file("s", Bytes(b.bytes));
   const CliRun wrong = run({in, "--out", root_ + "/d", "--format", "xl"});
   EXPECT_EQ(wrong.exit, 1);
-  EXPECT_EQ(wrong.err.rfind("streamrestore: error: " + in + ": offset 0x0: ", 0), 0u) << wrong.err;
+  // Named as streamverify --format xl names it.
+  EXPECT_EQ(wrong.err, "streamrestore: error: " + in +
+                           ": offset 0x0, xl header: the input does not start with the xl save magic "
+                           "[CONT-XL-01] (nothing restored)\n");
   EXPECT_EQ(run({in, "--out", root_ + "/d", "--format", "libxl"}).exit, 0);
 }
 
