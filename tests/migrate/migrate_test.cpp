@@ -105,7 +105,23 @@ TEST(XlMigrate, MessagesHaveXlsExactLengths) {
   EXPECT_EQ(mig::kSenderGo.back(), '\0');
 }
 
-TEST(XlMigrate, PlainMigrationRestoresAndReportsSuccess) {
+TEST(XlMigrate, ACaptureTellsTheSenderToResumeItsDomain) {
+  TempDir t;
+  Pipes p;
+  auto sender = std::async(std::launch::async,
+                           [&] { return mig::run_xl_migrate_sender(p.r2s[0], p.s2r[1], synth_writer(xl_options()), false); });
+  auto rep = mig::run_xl_migrate_receiver(p.s2r[0], p.r2s[1], restore_into(t.path / "d"));
+  ASSERT_TRUE(rep.has_value()) << rep.error().describe();
+  EXPECT_EQ(rep->outcome, mig::ReceiverOutcome::kCaptured);
+  EXPECT_EQ(rep->status, mig::kCaptureStatus);
+  EXPECT_TRUE(rep->permission_sent);
+  auto st = sender.get();
+  ASSERT_TRUE(st.has_value()) << st.error().describe();
+  EXPECT_EQ(*st, mig::kCaptureStatus);
+  EXPECT_TRUE(fs::exists(t.path / "d" / "memory.raw"));
+}
+
+TEST(XlMigrate, TakeOverRestoresAndReportsSuccess) {
   TempDir t;
   Pipes p;
   const auto o = xl_options();
@@ -113,12 +129,15 @@ TEST(XlMigrate, PlainMigrationRestoresAndReportsSuccess) {
     auto r = mig::run_xl_migrate_sender(p.r2s[0], p.s2r[1], synth_writer(o), false);
     return r;
   });
-  auto rep = mig::run_xl_migrate_receiver(p.s2r[0], p.r2s[1], restore_into(t.path / "d"));
+  mig::ReceiverOptions ro;
+  ro.take_over = true;
+  auto rep = mig::run_xl_migrate_receiver(p.s2r[0], p.r2s[1], restore_into(t.path / "d"), ro);
   ASSERT_TRUE(rep.has_value()) << rep.error().describe();
   auto st = sender.get();
   ASSERT_TRUE(st.has_value()) << st.error().describe();
   EXPECT_EQ(*st, 0);
-  EXPECT_EQ(rep->outcome, mig::ReceiverOutcome::kMigrated);
+  EXPECT_EQ(rep->outcome, mig::ReceiverOutcome::kTakenOver);
+  EXPECT_FALSE(rep->permission_sent);
   EXPECT_EQ(rep->restore_status, 0);
   EXPECT_TRUE(rep->config_json);
   EXPECT_NE(rep->config.find("migrating-guest"), std::string::npos) << rep->config;
@@ -138,7 +157,7 @@ TEST(XlMigrate, FailedUnpauseSendsTheStatusAndThePermissionToResume) {
   ro.unpause = [] { return std::uint8_t{3}; };  // e.g. -ERROR_FAIL as one octet
   auto rep = mig::run_xl_migrate_receiver(p.s2r[0], p.r2s[1], restore_into(t.path / "d"), ro);
   ASSERT_TRUE(rep.has_value()) << rep.error().describe();
-  EXPECT_EQ(rep->outcome, mig::ReceiverOutcome::kUnpauseFailed);
+  EXPECT_EQ(rep->outcome, mig::ReceiverOutcome::kCaptured);
   auto st = sender.get();
   ASSERT_TRUE(st.has_value()) << st.error().describe();
   EXPECT_EQ(*st, 3);
@@ -155,12 +174,16 @@ TEST(XlMigrate, ASenderThatSaysSomethingElseIsRefused) {
     return mig::write_all(p.s2r[1], std::string_view("domain is mine, you are cleared to unpause\0x", 44), "go");
   });
   auto rep = mig::run_xl_migrate_receiver(p.s2r[0], p.r2s[1], restore_into(t.path / "d"));
-  ASSERT_FALSE(rep.has_value());
-  EXPECT_EQ(rep.error().code, ErrorCode::kMalformed);
-  EXPECT_NE(rep.error().message.find("the sender's \"cleared to unpause\": expected \"domain is yours, you are "
-                                     "cleared to unpause\\0\", got \"domain is mine"),
+  ASSERT_TRUE(rep.has_value()) << rep.error().describe();
+  EXPECT_EQ(rep->outcome, mig::ReceiverOutcome::kGoRefused);
+  ASSERT_TRUE(rep->go_error);
+  EXPECT_EQ(rep->go_error->code, ErrorCode::kMalformed);
+  EXPECT_NE(rep->go_error->message.find("the sender's \"cleared to unpause\": expected \"domain is yours, you are "
+                                        "cleared to unpause\\0\", got \"domain is mine"),
             std::string::npos)
-      << rep.error().message;
+      << rep->go_error->message;
+  EXPECT_EQ(rep->status, mig::kGoRefusedStatus);  // as xl: the report, 0xFF, then GO back
+  EXPECT_TRUE(rep->permission_sent);
   EXPECT_TRUE(sender.get().has_value());
 }
 
@@ -175,9 +198,13 @@ TEST(XlMigrate, SenderGoingAwayBeforeClearingIsTruncation) {
     return {};
   });
   auto rep = mig::run_xl_migrate_receiver(p.s2r[0], p.r2s[1], restore_into(t.path / "d"));
-  ASSERT_FALSE(rep.has_value());
-  EXPECT_EQ(rep.error().code, ErrorCode::kTruncated);
-  EXPECT_NE(rep.error().message.find("the sender went away while sending"), std::string::npos) << rep.error().message;
+  ASSERT_TRUE(rep.has_value()) << rep.error().describe();
+  EXPECT_EQ(rep->outcome, mig::ReceiverOutcome::kGoRefused);
+  ASSERT_TRUE(rep->go_error);
+  EXPECT_EQ(rep->go_error->code, ErrorCode::kTruncated);
+  EXPECT_NE(rep->go_error->message.find("the sender went away while sending"), std::string::npos)
+      << rep->go_error->message;
+  EXPECT_EQ(rep->go_error->message.find("0x0x"), std::string::npos) << rep->go_error->message;
   EXPECT_TRUE(sender.get().has_value());
 }
 
@@ -193,7 +220,7 @@ TEST(XlMigrate, RemusReceiverFailsOverToTheLastCheckpoint) {
     return r;
   });
   mig::ReceiverOptions ro;
-  ro.remus = true;
+  ro.mode = mig::Mode::kRemus;
   auto rep = mig::run_xl_migrate_receiver(p.s2r[0], p.r2s[1], restore_into(t.path / "d"), ro);
   ASSERT_TRUE(rep.has_value()) << rep.error().describe();
   EXPECT_EQ(rep->outcome, mig::ReceiverOutcome::kFailover);

@@ -7,6 +7,8 @@
 #include <cstring>
 #include <string>
 
+#include "libstream/format/containers.h"
+
 namespace xenstream::migrate {
 namespace {
 
@@ -33,8 +35,8 @@ Expected<void> expect_from_source(Source& src, std::string_view want, std::strin
     const std::string_view g(reinterpret_cast<const char*>(got->data()), std::min(got->size(), want.size()));
     if (got->size() < want.size() && want.substr(0, g.size()) == g) {
       return make_error(ErrorCode::kTruncated, at,
-                        "the sender went away while sending " + std::string(what) + " [0x" + hex(at) +
-                            ", 0x" + hex(at + want.size()) + ")");
+                        "the sender went away while sending " + std::string(what) + " [" + hex(at) + ", " +
+                            hex(at + want.size()) + ")");
     }
     return malformed(at, std::string(what) + ": expected \"" + printable(want) + "\", got \"" + printable(g) + "\"");
   }
@@ -78,6 +80,92 @@ Expected<void> expect_message(int fd, std::string_view want, std::string_view wh
   return {};
 }
 
+std::string_view mode_name(Mode mode) {
+  switch (mode) {
+    case Mode::kPlain: return "plain";
+    case Mode::kRemus: return "remus";
+    case Mode::kColo: return "colo";
+  }
+  return "?";
+}
+
+std::string_view outcome_name(ReceiverOutcome outcome) {
+  switch (outcome) {
+    case ReceiverOutcome::kTakenOver: return "taken-over";
+    case ReceiverOutcome::kCaptured: return "captured";
+    case ReceiverOutcome::kGoRefused: return "go-refused";
+    case ReceiverOutcome::kFailover: return "failover";
+    case ReceiverOutcome::kComplete: return "complete";
+  }
+  return "?";
+}
+
+namespace {
+
+// create_domain's checks of the xl save header, in its order. xl reads the
+// header fields in its own (x86: little-endian) order and compares.
+Expected<void> check_xl_header(const XlHeaderInfo& xl) {
+  const std::uint64_t at = xl.offset;
+  // read_xl() takes the order in which the word reads 0x01020304; xl reads
+  // it little-endian only.
+  const std::uint32_t as_xl_reads =
+      xl.order == ByteOrder::kLittle ? xl.byteorder : __builtin_bswap32(xl.byteorder);
+  if (as_xl_reads != format::xl::kByteOrderMark) {
+    auto e = malformed(at + 32, "xl save header: the byte-order word reads " + hex(as_xl_reads) +
+                                    " little-endian, not 0x1020304: xl refuses it (\"wrong byte order\")");
+    e.range = ByteRange{at + 32, at + 36};
+    return e;
+  }
+  if ((xl.mandatory_flags & ~format::xl::kMandatoryKnown) != 0) {
+    auto e = malformed(at + 36, "xl save header: mandatory_flags " + hex(xl.mandatory_flags) +
+                                    " has unknown bits " + hex(xl.mandatory_flags & ~format::xl::kMandatoryKnown) +
+                                    ": xl refuses it (\"need newer xl\")");
+    e.range = ByteRange{at + 36, at + 40};
+    return e;
+  }
+  const std::uint64_t od = at + 48;
+  if (xl.optional_data_len == 0) {
+    return malformed(at + 44, "xl save header: no optional data, so no domain config; xl migrate "
+                              "always sends one and xl's receiver refuses a stream without it");
+  }
+  if (!xl.config_len) {
+    auto e = malformed(od, "xl save header: optional data [" + hex(od) + ", " + hex(od + xl.optional_data_len) +
+                               ") is shorter than its 4-octet config_len (xl: \"Savefile truncated\")");
+    e.range = ByteRange{od, od + xl.optional_data_len};
+    return e;
+  }
+  if (*xl.config_len > xl.optional_data_len - 4) {
+    auto e = malformed(od, "xl save header: config_len " + hex(*xl.config_len) + " overruns the optional data [" +
+                               hex(od + 4) + ", " + hex(od + xl.optional_data_len) +
+                               ") (xl: \"Savefile truncated\")");
+    e.range = ByteRange{od, od + 4};
+    return e;
+  }
+  if (*xl.config_len == 0) {
+    return malformed(od, "xl save header: config_len is 0: no domain config (xl's receiver refuses the stream)");
+  }
+  return {};
+}
+
+// Writes steps 6 and 7 with `status`, recording what was written.
+void report_status(int out_fd, std::uint8_t status, ReceiverReport& rep) {
+  std::string report(kReceiverReport);
+  report.push_back(static_cast<char>(status));
+  if (auto w = write_all(out_fd, report, "the unpause result"); !w) {
+    rep.reply_error = std::move(w).error();
+    return;
+  }
+  rep.status = status;
+  if (status == 0) return;
+  if (auto w = write_all(out_fd, kSenderGo, "the permission to resume"); !w) {
+    rep.reply_error = std::move(w).error();
+    return;
+  }
+  rep.permission_sent = true;
+}
+
+}  // namespace
+
 Expected<ReceiverReport> run_xl_migrate_receiver(Source& in, int out_fd, const RestoreFn& restore,
                                                  const ReceiverOptions& opts) {
   XS_TRY(write_all(out_fd, kReceiverBanner, "the receiver banner"));
@@ -88,18 +176,17 @@ Expected<ReceiverReport> run_xl_migrate_receiver(Source& in, int out_fd, const R
   }
   ReceiverReport rep;
   const XlHeaderInfo& xl = *container->xl;
-  if (!xl.config_len || xl.config.empty()) {
-    return malformed(xl.offset, "the xl header carries no domain config (xl migrate always sends one)");
-  }
+  XS_TRY(check_xl_header(xl));
   rep.config = xl.config;
   while (!rep.config.empty() && rep.config.back() == '\0') rep.config.pop_back();
   rep.config_json = xl.json();
-  if (container->payload != PayloadKind::kLibxl) {
-    return malformed(container->payload_offset, "xl migrate sends a libxl v2 stream; this payload is not one");
+  if (xl.stream_v2() && container->payload != PayloadKind::kLibxl) {
+    return malformed(container->payload_offset,
+                     "the xl header's STREAMv2 flag promises a libxl stream; the payload is not one");
   }
 
   rep.restore_status = restore(in, *container);
-  if (opts.remus) {
+  if (opts.mode != Mode::kPlain) {
     if (rep.restore_status == 3) {
       rep.outcome = ReceiverOutcome::kFailover;
       return rep;
@@ -116,17 +203,16 @@ Expected<ReceiverReport> run_xl_migrate_receiver(Source& in, int out_fd, const R
                       "restore failed with status " + std::to_string(rep.restore_status));
   }
   XS_TRY(write_all(out_fd, kReceiverReady, "\"domain received\""));
-  XS_TRY(expect_from_source(in, kSenderGo, "the sender's \"cleared to unpause\""));
-  rep.status = opts.unpause ? opts.unpause() : 0;
-  std::string report(kReceiverReport);
-  report.push_back(static_cast<char>(rep.status));
-  XS_TRY(write_all(out_fd, report, "the unpause result"));
-  if (rep.status != 0) {
-    XS_TRY(write_all(out_fd, kSenderGo, "the permission to resume"));
-    rep.outcome = ReceiverOutcome::kUnpauseFailed;
-  } else {
-    rep.outcome = ReceiverOutcome::kMigrated;
+  if (auto go = expect_from_source(in, kSenderGo, "the sender's \"cleared to unpause\""); !go) {
+    // xl: status 0xFF, destroy its copy, then the permission to resume.
+    rep.go_error = std::move(go).error();
+    rep.outcome = ReceiverOutcome::kGoRefused;
+    report_status(out_fd, kGoRefusedStatus, rep);
+    return rep;
   }
+  const std::uint8_t status = opts.unpause ? opts.unpause() : (opts.take_over ? 0 : kCaptureStatus);
+  report_status(out_fd, status, rep);
+  rep.outcome = status == 0 ? ReceiverOutcome::kTakenOver : ReceiverOutcome::kCaptured;
   return rep;
 }
 
