@@ -32,10 +32,12 @@ struct Verdict {
   std::string text;  // for failure messages
 };
 
-Verdict by_verify(const Case& c) {
+Verdict by_verify(const Case& c, bool strict) {
   MemorySource src(Bytes(c.bytes.data(), c.bytes.size()), c.name);
   verify::VerifyOptions o;
   o.format = c.hint;
+  o.mode = *verify::parse_mode(c.mode);
+  o.strict = strict;
   const verify::VerifyResult r = verify::verify(src, o);
   Verdict v;
   v.exit = r.exit_status();
@@ -46,14 +48,16 @@ Verdict by_verify(const Case& c) {
   return v;
 }
 
-Verdict by_restore(const Case& c, const std::string& dir) {
+Verdict by_restore(const Case& c, const std::string& dir, bool strict) {
+  RestoreOptions ro;
+  ro.rules.format = c.hint;
+  ro.rules.mode = *verify::parse_mode(c.mode);
+  ro.rules.strict = strict;
   MemorySource src(Bytes(c.bytes.data(), c.bytes.size()), c.name);
   Verdict v;
   auto container = read_container(src, c.hint);
   if (!container) {
-    verify::VerifyOptions o;
-    o.format = c.hint;
-    auto p = container_refused(src, container.error(), o);
+    auto p = container_refused(src, container.error(), ro.rules);
     v.exit = p ? 1 : 2;
     v.rule = p ? std::string(p->rule) : "";
     v.text = p ? p->format() : container.error().describe();
@@ -67,7 +71,7 @@ Verdict by_restore(const Case& c, const std::string& dir) {
     v.text = backend.error().describe();
     return v;
   }
-  const RestoreReport r = restore_stream(src, *container, **backend, RestoreOptions{});
+  const RestoreReport r = restore_stream(src, *container, **backend, ro);
   v.exit = exit_status(r.status);
   if (r.rule) v.rule = std::string(r.rule->rule);
   v.text = std::string(status_name(r.status)) + (r.error ? ": " + r.error->describe() : "");
@@ -76,12 +80,12 @@ Verdict by_restore(const Case& c, const std::string& dir) {
 
 class Agreement : public ::testing::TestWithParam<std::size_t> {};
 
-TEST_P(Agreement, SameVerdictAndRule) {
-  const Case& c = corpus()[GetParam()];
+void agree(const Case& c, bool strict) {
   const std::string dir = testing::fast_temp_dir("agree");
-  const Verdict v = by_verify(c);
-  const Verdict r = by_restore(c, dir);
-  const std::string both = c.name + "\nstreamverify:\n" + v.text + "streamrestore: " + r.text;
+  const Verdict v = by_verify(c, strict);
+  const Verdict r = by_restore(c, dir, strict);
+  const std::string both = c.name + (strict ? " (--strict)" : "") + "\nstreamverify:\n" + v.text +
+                           "streamrestore: " + r.text;
   if (v.exit == 0) {
     EXPECT_TRUE(r.exit == 0 || r.exit == 3) << both;
     EXPECT_EQ(r.rule, "") << both;
@@ -103,6 +107,9 @@ TEST_P(Agreement, SameVerdictAndRule) {
   }
   testing::remove_tree(dir);
 }
+
+TEST_P(Agreement, SameVerdictAndRule) { agree(corpus()[GetParam()], false); }
+TEST_P(Agreement, SameVerdictAndRuleStrict) { agree(corpus()[GetParam()], true); }
 
 std::string case_name(const ::testing::TestParamInfo<std::size_t>& info) {
   std::string n = corpus()[info.param].name;

@@ -195,6 +195,7 @@ TEST(Oracle, WholeCorpusAgreesOrExplains) {
     MemorySource src(Bytes(c.bytes), c.name);
     VerifyOptions o;
     o.format = c.hint;
+    o.mode = *parse_mode(c.mode);
     const VerifyResult ours = verify(src, o);
     const bool we_accept = ours.exit_status() == 0;
     ASSERT_TRUE(ref[i] == 0 || ref[i] == 1 || ref[i] == 2) << "reference exit status " << ref[i];

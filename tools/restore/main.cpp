@@ -142,6 +142,7 @@ struct ReceiveArgs {
   std::uint64_t max_memory;
   std::string elf_path;
   bool remus;
+  bool colo;
   bool take_over;
   verify::VerifyOptions rules;
 };
@@ -176,7 +177,10 @@ Expected<void> record_migration(const std::string& dir, const nlohmann::json& mi
 // --xl-migrate-receive: xl's migrate-receive on stdin/stdout.
 int xl_receive(const ReceiveArgs& a) {
   // stdout is the protocol channel: nothing else may be written there.
-  const migrate::Mode mode = a.remus ? migrate::Mode::kRemus : migrate::Mode::kPlain;
+  // The mode comes from the flags, as in xl (the rule engine has it in a.rules.mode).
+  const migrate::Mode mode = a.colo    ? migrate::Mode::kColo
+                             : a.remus ? migrate::Mode::kRemus
+                                       : migrate::Mode::kPlain;
   std::optional<RestoreReport> last;
   auto restore_fn = [&](Source& src, const ContainerInfo& container) {
     DirectoryOptions dopts;
@@ -322,6 +326,8 @@ int main(int argc, char** argv) {
   bool xl_migrate_receive = false;
   bool remus = false;
   bool take_over = false;
+  bool colo = false;
+  bool strict = false;
   verify::VerifyOptions rules;  // the rule engine's (spec/verify-rules.md)
   std::string elf_path;
   app.add_option("input", input, "stream to restore, or - for stdin");
@@ -352,8 +358,16 @@ int main(int argc, char** argv) {
                "here (status 0): xl then DESTROYS the source domain and `xl migrate` exits 0. "
                "Only for a caller that really runs the domain from DIR");
   app.add_flag("-r,--remus", remus,
-               "with --xl-migrate-receive: be an `xl remus` secondary (migrate-receive -r): take "
-               "checkpoints until the primary goes away, then fail over (exit 3)");
+               "restore as an `xl remus` secondary (migrate-receive -r): take checkpoints until the "
+               "primary goes away, then fail over (exit 3); the libxc END ends the restore and "
+               "CHECKPOINT_STATE is refused");
+  app.add_flag("--colo", colo,
+               "restore as a COLO secondary (migrate-receive -r --colo): a CHECKPOINT_STATE(NEW) "
+               "must follow every CHECKPOINT_END");
+  app.add_flag("--strict", strict,
+               "refuse streams that break rules Xen's restore path does not enforce (padding, "
+               "reserved fields, octets after END...; 'strict' in spec/verify-rules.md), as "
+               "streamverify --strict does");
   app.add_option("--elf", elf_path,
                  "also write the restored memory as an ELF64 core file (one PT_LOAD per run of "
                  "present pfns, guest-physical addresses in p_paddr); without --out, DIR is temporary");
@@ -380,8 +394,8 @@ int main(int argc, char** argv) {
     }
     return recover(recover_dir, json_out);
   }
-  if (remus && !xl_migrate_receive) {
-    print_error("error: -r/--remus needs --xl-migrate-receive");
+  if (colo && !remus && xl_migrate_receive) {
+    print_error("error: --colo needs -r, as with xl migrate-receive -r --colo");
     return kExitUsage;
   }
   if (take_over && (!xl_migrate_receive || remus)) {
@@ -389,6 +403,13 @@ int main(int argc, char** argv) {
                 "sends the primary nothing at the end)");
     return kExitUsage;
   }
+  // The mode, as in Xen: a file is judged from its stream unless -r or --colo
+  // says; a migrate-receive without -r is a plain restore.
+  rules.strict = strict;
+  rules.mode = colo ? verify::Mode::kColo
+               : remus ? verify::Mode::kRemus
+               : xl_migrate_receive ? verify::Mode::kPlain
+                                    : verify::Mode::kAuto;
   if (xl_migrate_receive) {
     // What xl's receiver decides itself may not be chosen here.
     if (app.count("--format") > 0) {
@@ -425,7 +446,7 @@ int main(int argc, char** argv) {
 
   if (xl_migrate_receive) {
     return xl_receive(ReceiveArgs{out, domid, fsync, quiet, json_out, on_checkpoint, emulator_exec,
-                                  emulator_timeout, max_memory, elf_path, remus, take_over, rules});
+                                  emulator_timeout, max_memory, elf_path, remus, colo, take_over, rules});
   }
   auto opened = codecs::open_input(input);
   if (!opened) {

@@ -77,7 +77,8 @@ class Driver {
 
   RestoreReport stream_broke(Error e);
   RestoreReport read_failed(Error e);
-  RestoreReport rule_broke();
+  // `code`: the cursor's, when a read failure broke the rule.
+  RestoreReport rule_broke(ErrorCode code = ErrorCode::kMalformed);
   void collect_problems();
   RestoreReport backend_failed(Error e);
   RestoreReport completed();
@@ -147,6 +148,12 @@ RestoreReport Driver::run() {
       if (!rec) return read_failed(std::move(rec).error());
     }
     if (engine_.record(cur_, *rec)) return rule_broke();
+    if (engine_.fails_over_here()) {
+      // A COLO secondary reads this CHECKPOINT_STATE as a broken channel.
+      return stream_broke(rec->error_at(0, "CHECKPOINT_STATE id " + hex(rec->fields().u32(0)) +
+                                               " has bit 31 set: a COLO secondary takes it for a "
+                                               "broken channel and fails over"));
+    }
     if (auto r = handle(*rec); !r) {
       if (engine_.broken()) return rule_broke();  // PAGE_DATA padding, checked last
       Error e = std::move(r).error();
@@ -164,6 +171,7 @@ RestoreReport Driver::run() {
       return report_;
     }
     report_progress(false);
+    if (engine_.ends_here()) break;  // a Remus secondary stops at the libxc END
   }
   return completed();
 }
@@ -186,13 +194,12 @@ void Driver::collect_problems() {
 // The stream broke an error-severity rule. Before the first commit nothing
 // is kept; after one, DIR keeps the last committed checkpoint and says why
 // the restore stopped. Either way the stream is bad (exit 1), not a failover.
-RestoreReport Driver::rule_broke() {
+RestoreReport Driver::rule_broke(ErrorCode code) {
   const verify::Problem& p = *engine_.first_error();
   report_.bytes = cur_.position();
   report_.status = RestoreStatus::kInvalid;
   report_.rule = p;
-  Error e = make_error(ErrorCode::kMalformed, p.offset,
-                       p.where + ": " + p.message + " [" + std::string(p.rule) + "]");
+  Error e = make_error(code, p.offset, p.where + ": " + p.message + " [" + std::string(p.rule) + "]");
   report_.error = e;
   collect_problems();
   if (commits_ == 0) {
@@ -220,7 +227,7 @@ RestoreReport Driver::rule_broke() {
 RestoreReport Driver::read_failed(Error e) {
   engine_.read_error(e);
   if (commits_ == 0 && engine_.broken() && e.code != ErrorCode::kIo && e.code != ErrorCode::kUsage) {
-    return rule_broke();
+    return rule_broke(e.code);
   }
   return stream_broke(std::move(e));
 }
@@ -586,7 +593,7 @@ void Driver::finish(Outcome outcome, std::optional<Error> reason) {
 }
 
 RestoreReport Driver::completed() {
-  if (o_.check_trailing) {
+  if (o_.check_trailing && !engine_.ends_here()) {
     auto t = cur_.finish();
     if (!t && (t.error().code == ErrorCode::kIo || t.error().code == ErrorCode::kUsage)) {
       report_.warnings.push_back(t.error().describe());
@@ -602,12 +609,8 @@ RestoreReport Driver::completed() {
   collect_problems();
   report_.bytes = cur_.position();
   if (facts_.checkpointed) {
-    if (be_.has_uncommitted()) {
-      report_.warnings.push_back(
-          "records after checkpoint " + std::to_string(report_.checkpoints) +
-          " were not committed: a checkpointed stream commits only when a checkpoint is "
-          "complete, and Xen drops such records at END too");
-    }
+    // Records after the last checkpoint are dropped, as Xen drops them at
+    // END; the rules' LIBXC-CKPT-04 warning says so.
   } else if (auto r = be_.commit(CommitInfo{0, facts()}); !r) {
     return backend_failed(std::move(r).error());
   } else {

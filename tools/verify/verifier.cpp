@@ -232,6 +232,8 @@ class Verifier {
   void end_walk(const Expected<void>& fin, std::uint64_t bytes);
   void end_walk_unread(std::uint64_t bytes);
   const std::optional<Problem>& first_error() const { return first_error_; }
+  enum class Stop : std::uint8_t { kNo, kEnd, kFailover };
+  Stop stop() const { return stop_; }
   template <typename F>
   void with_source(Source* src, F&& f) {
     Source* saved = src_;
@@ -261,6 +263,9 @@ class Verifier {
   void push(Problem p) {
     const RuleInfo* info = find_rule(p.rule);
     p.severity = info != nullptr ? info->severity : p.severity;
+    if (options_.strict && info != nullptr && info->enforcement == Enforcement::kStrict) {
+      p.severity = Severity::kError;
+    }
     (p.severity == Severity::kError ? out_.errors : out_.warnings)++;
     if (p.severity == Severity::kError && !first_error_) first_error_ = p;
     if (++per_rule_[p.rule] > options_.max_problems_per_rule) {
@@ -440,6 +445,17 @@ class Verifier {
   std::uint64_t gaps_without_state_ = 0;
   bool ckpt01_reported_ = false;
   bool ckpt05_reported_ = false;
+  Stop stop_ = Stop::kNo;  // the restore ends at this record (Remus END, COLO broken channel)
+
+  // The mode decided so far: the option, or under auto what the stream and
+  // its container say (kAuto while no checkpoint was seen).
+  Mode mode() const {
+    if (options_.mode != Mode::kAuto) return options_.mode;
+    if (s_.container && s_.container->kind == ContainerKind::kLibvirt) return Mode::kPlain;
+    if (gaps_with_state_ > 0) return Mode::kColo;
+    if (gaps_without_state_ > 0) return Mode::kRemus;
+    return Mode::kAuto;
+  }
 };
 
 // ---------------------------------------------------------------------------
@@ -644,6 +660,12 @@ void Verifier::walk(PayloadKind kind) {
       options_.progress(r->end_offset(), src_->size_hint());
       next_progress_ = r->end_offset() + options_.progress_interval;
     }
+    if (stop_ != Stop::kNo) {
+      // The restore reads no further (a Remus secondary at the libxc END, a
+      // COLO secondary on a broken channel): neither does the verifier.
+      cur.release();
+      return end_walk_unread(src_->position());
+    }
   }
   auto fin = cur.finish();
   end_walk(fin, src_->position());
@@ -698,6 +720,15 @@ void Verifier::read_error(const Error& e) {
     return "record #" + std::to_string(e.record_index.value_or(0)) + " " +
            record_display_name(in_libxc_ ? Layer::kLibxc : Layer::kLibxl, e.record_type.value_or(0));
   };
+  if (e.code == ErrorCode::kLimit && committed_ > 0) {
+    // Xen's read_record() fails on it; after a checkpoint that is a broken
+    // channel: it fails over to the last one (restore()'s remus_failover).
+    add(R::kLibxcCkpt03, e.offset, record_where(),
+        strip(e.message) + ": after checkpoint " + std::to_string(committed_) +
+            " Xen's read fails and it fails over to that checkpoint");
+    finish_walk();
+    return;
+  }
   if (e.code == ErrorCode::kLimit) {
     out_.complete = false;
     return add(in_libxc_ ? R::kLibxcRec01 : R::kLibxlRec01, e.offset, record_where(),
@@ -927,6 +958,13 @@ void Verifier::on_libxl(const RecordView& rec) {
       state_in_gap_ = false;
       return;
     case xl::RecordType::kCheckpointState: {
+      if (mode() == Mode::kRemus || mode() == Mode::kPlain) {
+        add_record(R::kLibxlCkpt05, rec,
+                   std::string("CHECKPOINT_STATE in a stream restored as ") +
+                       (mode() == Mode::kRemus ? "a Remus secondary" : "a plain restore") +
+                       ": Xen does not read one there (its libxc reader takes it for a libxc record)");
+        return;
+      }
       if (!after_checkpoint_end) {
         add_record(R::kLibxlCkpt03, rec,
                 "CHECKPOINT_STATE where Xen does not wait for one (only right after "
@@ -940,6 +978,16 @@ void Verifier::on_libxl(const RecordView& rec) {
         return;
       }
       const std::uint32_t id = rec.fields().u32(0);
+      const bool colo = options_.mode == Mode::kColo || (options_.mode == Mode::kAuto && mode() != Mode::kRemus);
+      if ((id & 0x80000000u) != 0 && after_checkpoint_end && colo && committed_ > 0) {
+        // libxl hands the id on as a return code: a negative one reads as
+        // "reading data fails", a broken channel, and COLO fails over.
+        add_record(R::kLibxcCkpt03, rec,
+                   "CHECKPOINT_STATE id " + hex(id) + " has bit 31 set: a COLO secondary takes it "
+                   "for a broken channel and fails over to checkpoint " + std::to_string(committed_));
+        stop_ = Stop::kFailover;
+        return;
+      }
       if (id != xl::kCheckpointNew) {
         const char* names[] = {"CHECKPOINT_NEW", "CHECKPOINT_SVM_SUSPENDED", "CHECKPOINT_SVM_READY",
                                "CHECKPOINT_SVM_RESUMED"};
@@ -1094,7 +1142,14 @@ void Verifier::on_libxc(const RecordView& rec) {
   if (gap_open_) {
     gap_open_ = false;
     (state_in_gap_ ? gaps_with_state_ : gaps_without_state_)++;
-    if (gaps_with_state_ > 0 && gaps_without_state_ > 0 && !ckpt05_reported_) {
+    if (options_.mode == Mode::kColo && !state_in_gap_ && !ckpt05_reported_) {
+      ckpt05_reported_ = true;
+      add_record(R::kLibxlCkpt05, rec,
+                 "checkpoint " + std::to_string(committed_) + "'s CHECKPOINT_END is not followed by a "
+                 "CHECKPOINT_STATE(NEW): a COLO secondary reads this record as one");
+    }
+    if (options_.mode == Mode::kAuto && gaps_with_state_ > 0 && gaps_without_state_ > 0 &&
+        !ckpt05_reported_) {
       ckpt05_reported_ = true;
       add_record(R::kLibxlCkpt05, rec,
               std::string("checkpoint ") + std::to_string(committed_ + 1) +
@@ -1147,6 +1202,7 @@ void Verifier::on_libxc(const RecordView& rec) {
         if (is_pv_) pv_completion(rec);
       }
       if (nested_) in_libxc_ = false;
+      if (nested_ && options_.mode == Mode::kRemus) stop_ = Stop::kEnd;  // Xen's Remus secondary stops here
       return;
     case xc::RecordType::kPageData:
       return on_page_data(rec);
@@ -1699,13 +1755,15 @@ void Verifier::on_checkpoint(const RecordView& rec) {
   if (rec.length != 0) {
     add_record(R::kLibxcRec09, rec, "body_length is " + std::to_string(rec.length) + ", expected 0");
   }
-  const ContainerKind kind = s_.container ? s_.container->kind : ContainerKind::kNone;
-  if (kind != ContainerKind::kNone && !ckpt01_reported_) {
+  if (mode() == Mode::kPlain && !ckpt01_reported_) {
     ckpt01_reported_ = true;
+    const ContainerKind kind = s_.container ? s_.container->kind : ContainerKind::kNone;
     add_record(R::kLibxcCkpt01, rec,
-            "a CHECKPOINT in an " + std::string(container_name(kind)) +
-                " save file: restoring a saved file is a plain restore (Xen: \"Found checkpoint in "
-                "non-checkpointed stream\")");
+               std::string("a CHECKPOINT in a plain restore") +
+                   (options_.mode == Mode::kAuto && kind == ContainerKind::kLibvirt
+                        ? " (a libvirt save file is restored plain)"
+                        : "") +
+                   " (Xen: \"Found checkpoint in non-checkpointed stream\")");
   }
   period_checks(rec, checkpoints_ == 0);
   if (checkpoints_ == 0 && is_pv_) pv_completion(rec);
@@ -1836,6 +1894,25 @@ bool RuleEngine::end(std::uint64_t bytes) {
 }
 
 bool RuleEngine::broken() const { return impl_->result.errors > 0; }
+bool RuleEngine::ends_here() const { return impl_->verifier.stop() == Verifier::Stop::kEnd; }
+bool RuleEngine::fails_over_here() const { return impl_->verifier.stop() == Verifier::Stop::kFailover; }
+
+std::string_view mode_name(Mode m) {
+  switch (m) {
+    case Mode::kAuto: return "auto";
+    case Mode::kPlain: return "plain";
+    case Mode::kRemus: return "remus";
+    case Mode::kColo: return "colo";
+  }
+  return "auto";
+}
+
+std::optional<Mode> parse_mode(std::string_view s) {
+  for (Mode m : {Mode::kAuto, Mode::kPlain, Mode::kRemus, Mode::kColo}) {
+    if (mode_name(m) == s) return m;
+  }
+  return std::nullopt;
+}
 const std::optional<Problem>& RuleEngine::first_error() const { return impl_->verifier.first_error(); }
 const VerifyResult& RuleEngine::result() const { return impl_->result; }
 std::size_t RuleEngine::problem_count() const { return impl_->result.problems.size(); }

@@ -32,8 +32,22 @@
 
 namespace xenstream::verify {
 
+// Which restore the stream is judged for, as in Xen (spec/verify-rules.md
+// "Modes"): a plain restore (xl restore, migrate-receive), a Remus
+// secondary (migrate-receive -r) or a COLO secondary (-r --colo). Auto:
+// decided from the stream (no CHECKPOINT: plain; CHECKPOINT_STATE after the
+// first CHECKPOINT_END: COLO, else Remus), except that a libvirt save file
+// is always a plain restore.
+enum class Mode : std::uint8_t { kAuto, kPlain, kRemus, kColo };
+std::string_view mode_name(Mode m);  // "auto", "plain", "remus", "colo"
+std::optional<Mode> parse_mode(std::string_view s);
+
 struct VerifyOptions {
   FormatHint format = FormatHint::kAuto;
+  Mode mode = Mode::kAuto;
+  // Rules Xen's restore path does not enforce (enforcement "strict" in the
+  // rule table) become errors.
+  bool strict = false;
   // Memory for tracking which pfns were sent (PfnTracker); beyond it the
   // duplicate count is a lower bound and the summary says so.
   std::size_t pfn_tracking_cap = 32u << 20;
@@ -207,6 +221,12 @@ class RuleEngine {
   bool end(std::uint64_t bytes);
 
   bool broken() const;
+  // The restore ends at the record just fed without reading on: a Remus
+  // secondary stops at the libxc END (ends_here), a COLO secondary reads a
+  // CHECKPOINT_STATE with bit 31 set as a broken channel (fails_over_here:
+  // a failover to the last checkpoint, as when the stream stops).
+  bool ends_here() const;
+  bool fails_over_here() const;
   const std::optional<Problem>& first_error() const;
   // Problems listed so far (result().problems), stream order.
   std::size_t problem_count() const;
