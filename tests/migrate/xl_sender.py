@@ -8,6 +8,9 @@ Every case records the conversation in both directions and compares it with
 the transcript xl's sender would see, checks that the receiver then closes its
 side, its exit status and what DIR holds.
 
+xl remus --colo is played with its primary side of the back channel
+(libxl_colo_save.c, xg_sr_save.c).
+
 Usage: xl_sender.py STREAMRESTORE STREAMGEN WORKDIR
 """
 import json
@@ -303,6 +306,130 @@ check("remus bad record in checkpoint 3: exit 1, DIR at checkpoint 2",
 colo = gen("colo.libxl", "--checkpoints", "3", "--dirty-pages", "20", "--colo")
 r, rc = remus("remus-colo-stream", xl_header(CONFIG) + colo)
 check("remus mode, COLO stream: exit 1", rc == 1, "rc %d %s" % (rc, r.stderr[-300:]))
+
+# 8. xl remus --colo: the primary side of the back channel
+#    (libxl_colo_save.c: read SVM_READY, SVM_RESUMED after a checkpoint; write
+#    CHECKPOINT_STATE(NEW), read SVM_SUSPENDED, then xg_sr_save.c
+#    colo_merge_secondary_dirty_bitmap reads a libxc record
+#    CHECKPOINT_DIRTY_PFN_LIST).
+LIBXL_CHECKPOINT_END, LIBXL_CHECKPOINT_STATE, LIBXL_LIBXC_CONTEXT = 4, 5, 1
+LIBXC_END, LIBXC_CHECKPOINT = 0, 0x0E
+
+
+def state_record(ident):
+    """libxl_stream_write.c: a CHECKPOINT_STATE record, padded to 8 octets."""
+    return struct.pack("<III", LIBXL_CHECKPOINT_STATE, 4, ident) + b"\0" * 4
+
+
+SVM_SUSPENDED, SVM_READY, SVM_RESUMED = state_record(1), state_record(2), state_record(3)
+DIRTY_EMPTY = struct.pack("<II", 0x0F, 0)  # the record header only: no pfns
+
+
+def colo_segments(stream):
+    """Splits a libxl COLO stream into (data up to and including a
+    CHECKPOINT_END, the CHECKPOINT_STATE after it or None) pairs."""
+    pos, libxc, segs, start = 16, False, [], 0  # after the libxl header
+
+    def rec(at):
+        t, n = struct.unpack_from("<II", stream, at)
+        return t, at + 8 + ((n + 7) & ~7)
+
+    while pos < len(stream):
+        if libxc == "header":
+            pos += 24 + 16  # image header and domain header
+            libxc = True
+            continue
+        t, nxt = rec(pos)
+        if libxc:
+            if t in (LIBXC_CHECKPOINT, LIBXC_END):
+                libxc = False
+            pos = nxt
+            continue
+        if t == LIBXL_LIBXC_CONTEXT:
+            libxc = "header"
+            pos = nxt
+            continue
+        pos = nxt
+        if t == LIBXL_CHECKPOINT_END:
+            state = None
+            if pos < len(stream) and rec(pos)[0] == LIBXL_CHECKPOINT_STATE:
+                state = stream[pos:rec(pos)[1]]
+                pos = rec(pos)[1]
+            segs.append((stream[start:pos - (len(state) if state else 0)], state))
+            start = pos
+            libxc = True  # the next checkpoint's libxc records follow directly
+    return segs, stream[start:]
+
+
+colo = gen("colo3.libxl", "--checkpoints", "3", "--dirty-pages", "20", "--colo")
+segs, tail = colo_segments(colo)
+check("colo stream splits into 3 checkpoints, each followed by CHECKPOINT_STATE(NEW)",
+      len(segs) == 3 and all(st == state_record(0) for _, st in segs[:2]) and tail == b"",
+      "%d segments, tail %d" % (len(segs), len(tail)))
+
+
+def colo_primary(name, checkpoints, close_back_channel_after=None, args=("--colo",)):
+    out = os.path.join(WORK, name)
+    r = Receiver(list(args), out)
+    want = [("recv", BANNER)]
+    r.read_exact(len(BANNER))
+    first = True
+    for k, (data, st) in enumerate(segs[:checkpoints], 1):
+        data = (xl_header(CONFIG) if first else b"") + data
+        first = False
+        r.send(data)
+        want.append(("send", data))
+        if close_back_channel_after is not None and k > close_back_channel_after:
+            break
+        r.read_exact(16)
+        r.read_exact(16)
+        want += [("recv", SVM_READY), ("recv", SVM_RESUMED)]
+        if close_back_channel_after == k:
+            r.p.stdout.close()  # the primary's reading end goes away
+            r.send(st)
+            want.append(("send", st))
+            continue
+        if st is not None and k < checkpoints:
+            r.send(st)
+            r.read_exact(16)
+            r.read_exact(8)
+            want += [("send", st), ("recv", SVM_SUSPENDED), ("recv", DIRTY_EMPTY)]
+    if close_back_channel_after is None:
+        rc = r.finish()  # xl destroy of the primary: its side ends here
+    else:
+        r.hang_up()
+        r.p.wait(TIMEOUT)
+        r.stderr = r.p.stderr.read().decode(errors="replace")
+        rc = r.p.returncode
+    return r, rc, want
+
+
+ref_colo = {}
+for k in (1, 3):
+    img = b"".join(d + (st or b"") for d, st in segs[:k - 1]) + segs[k - 1][0]
+    ref_colo[k] = reference("colo%d" % k, img, "--colo")
+
+r, rc, want = colo_primary("colo", 3)
+expect_transcript("colo: 3 checkpoints, then the primary is destroyed", r, want)
+m = manifest(r.out)
+check("colo: exit 3, DIR at checkpoint 3, manifest says colo failover",
+      rc == 3 and m is not None and m["status"] == "failover" and m["checkpoints"]["committed"] == 3
+      and m["migration"]["mode"] == "colo" and m["migration"]["back_channel_messages"] == 3 * 2 + 2 * 2
+      and memory(r.out) == ref_colo[3], "rc %d %s %s" % (rc, m and m.get("migration"), r.stderr[-400:]))
+
+r, rc, want = colo_primary("colo-broken-back-channel", 3, close_back_channel_after=1)
+expect_transcript("colo: the back channel breaks after checkpoint 1", r, want)
+m = manifest(r.out)
+check("colo: broken back channel: exit 3, DIR at checkpoint 1",
+      rc == 3 and m is not None and m["status"] == "failover" and m["checkpoints"]["committed"] == 1
+      and memory(r.out) == ref_colo[1], "rc %d %s" % (rc, r.stderr[-400:]))
+
+for args in (["--colo", "--coloft-script", "/etc/xen/scripts/colo-proxy-setup", "--userspace-colo-proxy"],):
+    r, rc, want = colo_primary("colo-options", 1, args=args)
+    m = manifest(r.out)
+    check("colo: xl's COLO options accepted and recorded",
+          rc == 3 and m["migration"]["coloft_script"] == args[2] and m["migration"]["userspace_colo_proxy"] is True,
+          "rc %d %s" % (rc, r.stderr[-300:]))
 
 print("%d failure(s)" % len(failures))
 sys.exit(1 if failures else 0)

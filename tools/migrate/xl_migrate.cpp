@@ -216,6 +216,31 @@ Expected<ReceiverReport> run_xl_migrate_receiver(Source& in, int out_fd, const R
   return rep;
 }
 
+Expected<void> ColoBackChannel::checkpoint_state(std::uint32_t id) {
+  // libxl record header {type 5 (CHECKPOINT_STATE), length 4}, the id, padding to 8.
+  std::string rec(16, '\0');
+  rec[0] = 5;
+  rec[4] = 4;
+  for (int i = 0; i < 4; ++i) rec[8 + i] = static_cast<char>((id >> (8 * i)) & 0xff);
+  XS_TRY(write_all(fd_, rec, "a CHECKPOINT_STATE on the back channel"));
+  ++messages_;
+  return {};
+}
+
+Expected<void> ColoBackChannel::checkpoint_applied() {
+  XS_TRY(checkpoint_state(kColoSvmReady));
+  return checkpoint_state(kColoSvmResumed);
+}
+
+Expected<void> ColoBackChannel::new_checkpoint() {
+  XS_TRY(checkpoint_state(kColoSvmSuspended));
+  // libxc record header {type 0x0f (CHECKPOINT_DIRTY_PFN_LIST), length 0}.
+  const std::string rec("\x0f\0\0\0\0\0\0\0", 8);
+  XS_TRY(write_all(fd_, rec, "the dirty pfn list on the back channel"));
+  ++messages_;
+  return {};
+}
+
 Expected<ReceiverReport> run_xl_migrate_receiver(int in_fd, int out_fd, const RestoreFn& restore,
                                                  const ReceiverOptions& opts) {
   FdSource src(in_fd, "<migration stream>");

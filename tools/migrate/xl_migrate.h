@@ -109,6 +109,34 @@ Expected<ReceiverReport> run_xl_migrate_receiver(int in_fd, int out_fd, const Re
 Expected<ReceiverReport> run_xl_migrate_receiver(Source& in, int out_fd, const RestoreFn& restore,
                                                  const ReceiverOptions& opts = {});
 
+// A COLO secondary's answers to the primary on the back channel (the
+// receiver's stdout), as libxl's secondary writes them (libxl_colo_restore.c,
+// libxl_stream_write.c with back_channel set: no stream header; xg_sr_restore.c
+// handle_checkpoint and send_checkpoint_dirty_pfn_list):
+//   after each checkpoint is applied: CHECKPOINT_STATE(SVM_READY), then
+//     CHECKPOINT_STATE(SVM_RESUMED); each a libxl record: u32 type 5,
+//     u32 length 4, u32 id, 4 zero octets of padding (16 octets)
+//   after the primary's CHECKPOINT_STATE(NEW): CHECKPOINT_STATE(SVM_SUSPENDED),
+//     then a libxc CHECKPOINT_DIRTY_PFN_LIST record: u32 type 0x0f, u32 length
+//     8 * count, count u64 pfns; empty here (8 octets), as nothing runs on this
+//     side to dirty pages
+// All little-endian. A failed write (the primary went away) is kIo.
+inline constexpr std::uint32_t kColoSvmSuspended = 1;
+inline constexpr std::uint32_t kColoSvmReady = 2;
+inline constexpr std::uint32_t kColoSvmResumed = 3;
+class ColoBackChannel {
+ public:
+  explicit ColoBackChannel(int fd) : fd_(fd) {}
+  Expected<void> checkpoint_applied();  // SVM_READY, SVM_RESUMED
+  Expected<void> new_checkpoint();      // SVM_SUSPENDED, empty dirty pfn list
+  std::uint64_t messages() const { return messages_; }
+
+ private:
+  Expected<void> checkpoint_state(std::uint32_t id);
+  int fd_;
+  std::uint64_t messages_ = 0;
+};
+
 // Sender side, for tests: reads the banner from `in_fd`, writes `stream`
 // (an xl save image: header, config, libxl stream) to `out_fd` by calling
 // `write_stream(out_fd)`; plain mode then reads step 4, writes step 5 and

@@ -143,6 +143,8 @@ struct ReceiveArgs {
   std::string elf_path;
   bool remus;
   bool colo;
+  std::string coloft_script;
+  bool userspace_colo_proxy;
   bool take_over;
   verify::VerifyOptions rules;
 };
@@ -182,6 +184,7 @@ int xl_receive(const ReceiveArgs& a) {
                              : a.remus ? migrate::Mode::kRemus
                                        : migrate::Mode::kPlain;
   std::optional<RestoreReport> last;
+  migrate::ColoBackChannel back(1);
   auto restore_fn = [&](Source& src, const ContainerInfo& container) {
     DirectoryOptions dopts;
     dopts.dir = a.out;
@@ -201,6 +204,11 @@ int xl_receive(const ReceiveArgs& a) {
     ropts.check_trailing = false;  // the protocol goes on after END on the same fd
     ropts.rules = a.rules;
     if (a.max_memory != 0) ropts.limits.max_pfn = a.max_memory / 4096 - 1;
+    if (mode == migrate::Mode::kColo) {
+      // A broken back channel is a failover at the last commit.
+      ropts.after_commit = [&back](std::uint64_t) { return back.checkpoint_applied(); };
+      ropts.on_checkpoint_new = [&back] { return back.new_checkpoint(); };
+    }
     last = restore_stream(src, container, **backend, ropts);
     return exit_status(last->status);
   };
@@ -214,6 +222,11 @@ int xl_receive(const ReceiveArgs& a) {
   const std::string mode_s(migrate::mode_name(mode));
   int rc = 0;
   nlohmann::json mig = {{"mode", mode_s}, {"take_over", a.take_over}};
+  if (mode == migrate::Mode::kColo) {
+    mig["back_channel_messages"] = back.messages();
+    mig["coloft_script"] = a.coloft_script;
+    mig["userspace_colo_proxy"] = a.userspace_colo_proxy;
+  }
   std::string new_status;  // replaces the manifest's status when set
   if (!rep) {
     if (last && last->error) print_error("error: restore: " + last->error->describe());
@@ -328,6 +341,8 @@ int main(int argc, char** argv) {
   bool take_over = false;
   bool colo = false;
   bool strict = false;
+  std::string coloft_script;
+  bool userspace_colo_proxy = false;
   verify::VerifyOptions rules;  // the rule engine's (spec/verify-rules.md)
   std::string elf_path;
   app.add_option("input", input, "stream to restore, or - for stdin");
@@ -364,6 +379,13 @@ int main(int argc, char** argv) {
   app.add_flag("--colo", colo,
                "restore as a COLO secondary (migrate-receive -r --colo): a CHECKPOINT_STATE(NEW) "
                "must follow every CHECKPOINT_END");
+  app.add_option("--coloft-script", coloft_script,
+                 "accepted as by xl migrate-receive --colo (the COLO proxy script a real secondary "
+                 "runs for its network devices); there are no devices here, so it is recorded in the "
+                 "manifest and not run");
+  app.add_flag("--userspace-colo-proxy", userspace_colo_proxy,
+               "accepted as by xl migrate-receive --colo (use the userspace COLO proxy); recorded "
+               "in the manifest, nothing to set up here");
   app.add_flag("--strict", strict,
                "refuse streams that break rules Xen's restore path does not enforce (padding, "
                "reserved fields, octets after END...; 'strict' in spec/verify-rules.md), as "
@@ -394,11 +416,13 @@ int main(int argc, char** argv) {
     }
     return recover(recover_dir, json_out);
   }
-  if (colo && !remus && xl_migrate_receive) {
-    print_error("error: --colo needs -r, as with xl migrate-receive -r --colo");
+  // `xl remus --colo` runs `xl migrate-receive --colo` (without -r): with
+  // --xl-migrate-receive, --colo alone is a COLO secondary.
+  if ((!coloft_script.empty() || userspace_colo_proxy) && !(xl_migrate_receive && colo)) {
+    print_error("error: --coloft-script and --userspace-colo-proxy need --xl-migrate-receive --colo");
     return kExitUsage;
   }
-  if (take_over && (!xl_migrate_receive || remus)) {
+  if (take_over && (!xl_migrate_receive || remus || colo)) {
     print_error("error: --take-over needs --xl-migrate-receive in plain mode (a Remus secondary "
                 "sends the primary nothing at the end)");
     return kExitUsage;
@@ -446,7 +470,7 @@ int main(int argc, char** argv) {
 
   if (xl_migrate_receive) {
     return xl_receive(ReceiveArgs{out, domid, fsync, quiet, json_out, on_checkpoint, emulator_exec,
-                                  emulator_timeout, max_memory, elf_path, remus, colo, take_over, rules});
+                                  emulator_timeout, max_memory, elf_path, remus, colo, coloft_script, userspace_colo_proxy, take_over, rules});
   }
   auto opened = codecs::open_input(input);
   if (!opened) {
