@@ -1,13 +1,18 @@
 // xl migrate protocol: see xl_migrate.h.
 #include "tools/migrate/xl_migrate.h"
 
+#include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <string>
+#include <thread>
 
 #include "libstream/format/containers.h"
+#include "libstream/sink.h"
+#include "tools/convert/converter.h"
 
 namespace xenstream::migrate {
 namespace {
@@ -147,6 +152,64 @@ Expected<void> check_xl_header(const XlHeaderInfo& xl) {
   return {};
 }
 
+// A header without STREAMv2: the payload is a legacy (pre-4.6) stream, which
+// xl hands to libxl as stream version 1 and libxl converts on the fly
+// (convert-legacy-stream). Here tools/convert converts it into a pipe in a
+// thread while `restore` reads the libxl stream from the other end. The
+// converter reads from `in` itself, so it stops where the legacy stream ends
+// and what follows (the GO message) stays in `in`.
+int restore_legacy(Source& in, const ContainerInfo& container, const RestoreFn& restore, ReceiverReport& rep) {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) {
+    rep.legacy_error = io_error("cannot create a pipe for the legacy conversion", errno);
+    return 2;
+  }
+  std::optional<Expected<convert::ConvertResult>> converted;
+  std::vector<std::string> notes;
+  std::thread converter([&] {
+    FdSink sink(p[1], "<converted stream>");
+    convert::ConvertOptions co;
+    co.format = convert::OutputFormat::kLibxl;
+    co.xl_header = false;  // read above
+    co.reader.input_continues = true;  // the GO message follows on `in`
+    co.report = [&notes](convert::Severity sev, const std::string& m) {
+      if (sev == convert::Severity::kWarning) notes.push_back(m);
+    };
+    converted = convert::convert_legacy(in, sink, co);
+    if (*converted) {
+      if (auto f = sink.flush(); !f) *converted = std::move(f).error();
+    }
+    ::close(p[1]);
+  });
+  int status = 1;
+  {
+    FdSource out(p[0], "<converted stream>");
+    auto c = read_container(out, FormatHint::kLibxl);
+    if (c) {
+      ContainerInfo both = *c;
+      both.kind = ContainerKind::kXl;
+      both.xl = container.xl;  // the config comes from the xl header
+      // ... which now describes the converted (v2) stream, as libxl sees it.
+      both.xl->mandatory_flags |= format::xl::kMandatoryStreamV2;
+      status = restore(out, both);
+    }
+    ::close(p[0]);  // a converter still writing now fails (EPIPE) and stops
+  }
+  converter.join();
+  rep.legacy_converted = true;
+  rep.legacy_warnings = std::move(notes);
+  if (!*converted) {
+    rep.legacy_error = std::move(*converted).error();
+    return status == 2 ? 2 : 1;
+  }
+  return status;
+}
+
+std::string legacy_note(const ReceiverReport& rep) {
+  if (!rep.legacy_error) return "";
+  return "; converting the legacy stream: " + rep.legacy_error->describe();
+}
+
 // Writes steps 6 and 7 with `status`, recording what was written.
 void report_status(int out_fd, std::uint8_t status, ReceiverReport& rep) {
   std::string report(kReceiverReport);
@@ -185,7 +248,14 @@ Expected<ReceiverReport> run_xl_migrate_receiver(Source& in, int out_fd, const R
                      "the xl header's STREAMv2 flag promises a libxl stream; the payload is not one");
   }
 
-  rep.restore_status = restore(in, *container);
+  if (xl.stream_v2()) {
+    rep.restore_status = restore(in, *container);
+  } else {
+    // As xl's migrate_receive: a broken pipe is an error, not a signal.
+    ::signal(SIGPIPE, SIG_IGN);
+    rep.restore_status = restore_legacy(in, *container, restore, rep);
+    if (rep.legacy_error && rep.restore_status == 0) rep.restore_status = 1;
+  }
   if (opts.mode != Mode::kPlain) {
     if (rep.restore_status == 3) {
       rep.outcome = ReceiverOutcome::kFailover;
@@ -196,11 +266,11 @@ Expected<ReceiverReport> run_xl_migrate_receiver(Source& in, int out_fd, const R
       return rep;
     }
     return make_error(ErrorCode::kUsage, in.position(),
-                      "restore failed with status " + std::to_string(rep.restore_status));
+                      "restore failed with status " + std::to_string(rep.restore_status) + legacy_note(rep));
   }
   if (rep.restore_status != 0) {
     return make_error(ErrorCode::kUsage, in.position(),
-                      "restore failed with status " + std::to_string(rep.restore_status));
+                      "restore failed with status " + std::to_string(rep.restore_status) + legacy_note(rep));
   }
   XS_TRY(write_all(out_fd, kReceiverReady, "\"domain received\""));
   if (auto go = expect_from_source(in, kSenderGo, "the sender's \"cleared to unpause\""); !go) {

@@ -11,7 +11,8 @@
 //      no unknown mandatory flag, optional data of at least 4 octets and a
 //      config_len that fits in it. A failed check ends the receiver with
 //      nothing more written (xl exits; its sender resumes the domain)
-//   3  hands the libxl stream to `restore`, which must read no further than
+//   3  hands the libxl stream to `restore` (without the STREAMv2 flag: a
+//      legacy stream, converted on the fly with tools/convert, as libxl does), which must read no further than
 //      the END record (restore_stream() with check_trailing off)
 //   4  writes "domain received, ready to unpause\0" (34)
 //   5  reads "domain is yours, you are cleared to unpause\0" (44)
@@ -32,6 +33,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "libstream/error.h"
 #include "libstream/headers.h"
@@ -93,6 +95,11 @@ struct ReceiverReport {
   bool permission_sent = false;        // step 7 written
   std::optional<Error> go_error;       // kGoRefused: what was wrong with step 5
   std::optional<Error> reply_error;    // steps 6/7 could not be written (the sender went away)
+  // No STREAMv2 flag: the legacy payload was converted (tools/convert) and
+  // the result restored; the converter's warnings and error.
+  bool legacy_converted = false;
+  std::vector<std::string> legacy_warnings;
+  std::optional<Error> legacy_error;
   std::string config;      // the domain config from the xl header (NUL removed)
   bool config_json = true;
 };

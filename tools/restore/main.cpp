@@ -236,6 +236,12 @@ int xl_receive(const ReceiveArgs& a) {
   } else {
     const std::string outcome(migrate::outcome_name(rep->outcome));
     mig["outcome"] = outcome;
+    if (rep->legacy_converted) {
+      mig["converted_from_legacy"] = true;
+      if (!a.quiet) {
+        for (const auto& w : rep->legacy_warnings) print_error("warning: legacy conversion: " + w);
+      }
+    }
     if (rep->status) mig["status_sent"] = *rep->status;
     mig["permission_to_resume_sent"] = rep->permission_sent;
     std::string told;
