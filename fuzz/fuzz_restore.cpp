@@ -6,7 +6,8 @@
 // memory.raw stays a modest sparse file), then checks the contract of each
 // outcome: a complete or failed-over restore leaves a directory that opens
 // (manifest.json readable, no .xenstream/ working state left), an invalid
-// stream leaves nothing that looks finished (no manifest.json), and the
+// stream leaves nothing that looks finished (no manifest.json) unless a rule
+// broke after a commit (then DIR opens at that checkpoint), and the
 // driver never reports a device-model replay it was not asked to run. The
 // directory is removed after every input.
 #include <stdlib.h>
@@ -80,7 +81,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       break;
     }
     case restore::RestoreStatus::kInvalid:
-      FUZZ_CHECK(!manifest && !work, outcome(r) + ": an invalid stream left files behind");
+      if (r.checkpoints == 0) {
+        FUZZ_CHECK(!manifest && !work, outcome(r) + ": an invalid stream left files behind");
+      } else {
+        // A rule broke after a commit: DIR keeps that checkpoint, says why.
+        FUZZ_CHECK(manifest && !work, outcome(r) + ": a rejected stream lost its last checkpoint");
+        FUZZ_CHECK(r.rule.has_value(), outcome(r) + ": rejected after a commit without a rule");
+        auto m = restore::open_restored_directory(out.string());
+        FUZZ_CHECK(m.has_value(), outcome(r) + ": " + m.error().describe());
+      }
       FUZZ_CHECK(r.error.has_value(), "kInvalid without an error");
       FUZZ_CHECK(r.error->offset <= size, outcome(r));
       break;

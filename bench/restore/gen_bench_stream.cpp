@@ -70,14 +70,21 @@ int main(int argc, char** argv) {
   FdSink out(1, "<stdout>");
   RecordWriter w(out);
   std::vector<std::byte> buf(xc::kSaverBatchMax * xc::kPageSize);
+  // A context the rules accept (streamrestore judges every record): HEADER
+  // (magic, version 1, changeset, cpuid, gtsc_khz), one CPU record of Xen's
+  // size, END.
   const std::vector<std::byte> hvm_context = [] {
-    std::vector<std::byte> c(8 + 24 + 8 + 1024 + 8, std::byte{0x11});
-    put_u32(c.data(), 1, ByteOrder::kLittle);              // HEADER descriptor
+    constexpr std::size_t kCpu = 1032;
+    std::vector<std::byte> c(8 + 24 + 8 + kCpu + 8, std::byte{0});
+    put_u16(c.data(), 1, ByteOrder::kLittle);  // HEADER descriptor
     put_u32(c.data() + 4, 24, ByteOrder::kLittle);
-    put_u32(c.data() + 32, 2, ByteOrder::kLittle);         // CPU 0
-    put_u32(c.data() + 36, 1024, ByteOrder::kLittle);
-    put_u64(c.data() + 8 + 24 + 8 + 1024, 0, ByteOrder::kLittle);  // END
-    return c;
+    put_u32(c.data() + 8, 0x54381286, ByteOrder::kLittle);
+    put_u32(c.data() + 12, 1, ByteOrder::kLittle);
+    put_u32(c.data() + 24, 0x000806ec, ByteOrder::kLittle);
+    put_u32(c.data() + 28, 2400000, ByteOrder::kLittle);
+    put_u16(c.data() + 32, 2, ByteOrder::kLittle);  // CPU 0
+    put_u32(c.data() + 36, kCpu, ByteOrder::kLittle);
+    return c;  // END: the last 8 octets stay zero
   }();
   check(w.write_libxl_header());
   check(w.append(xl::RecordType::kLibxcContext));

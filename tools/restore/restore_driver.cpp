@@ -320,6 +320,7 @@ Expected<void> Driver::page_data(RecordView rec) {
     if (!m) return std::move(m).error();
     facts_.verify_pages += v->data_pages;
     facts_.verify_mismatches += *m;
+    if (!was_complete) engine_.padding(rec);
     return {};
   }
   const std::size_t entries_end = 8 + 8 * std::size_t{v->count};
