@@ -17,12 +17,14 @@ using namespace xenstream;
 
 int main(int argc, char** argv) {
   bool remus = false;
+  bool take_over = false;
   std::string out;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "-r") == 0) remus = true;
+    else if (std::strcmp(argv[i], "--take-over") == 0) take_over = true;
     else if (std::strcmp(argv[i], "--out") == 0 && i + 1 < argc) out = argv[++i];
     else {
-      std::cerr << "usage: receive_tool [-r] --out DIR\n";
+      std::cerr << "usage: receive_tool [-r] [--take-over] --out DIR\n";
       return 2;
     }
   }
@@ -42,17 +44,16 @@ int main(int argc, char** argv) {
     return restore::exit_status(rep.status);
   };
   migrate::ReceiverOptions ro;
-  ro.remus = remus;
+  ro.mode = remus ? migrate::Mode::kRemus : migrate::Mode::kPlain;
+  ro.take_over = take_over;
   auto rep = migrate::run_xl_migrate_receiver(0, 1, restore_fn, ro);
   if (!rep) {
     std::cerr << "receive_tool: error: " << rep.error().describe() << "\n";
     return 1;
   }
   std::cerr << "receive_tool: outcome "
-            << (rep->outcome == migrate::ReceiverOutcome::kMigrated        ? "migrated"
-                : rep->outcome == migrate::ReceiverOutcome::kUnpauseFailed ? "unpause-failed"
-                : rep->outcome == migrate::ReceiverOutcome::kFailover      ? "failover"
-                                                                           : "complete")
+            << migrate::outcome_name(rep->outcome)
             << " config " << rep->config.size() << " octets\n";
+  if (rep->outcome == migrate::ReceiverOutcome::kGoRefused) return 1;
   return rep->outcome == migrate::ReceiverOutcome::kFailover ? 3 : 0;
 }

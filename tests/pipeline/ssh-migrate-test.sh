@@ -14,17 +14,27 @@ rm -rf "$work"
 mkdir -p "$work"
 cd "$work" || exit 2
 
-# Plain migration: banner, xl header + stream, "domain received", "cleared
-# to unpause", result 0.
+# Plain migration, a capture: banner, xl header + stream, "domain
+# received", "cleared to unpause", then status 3 (and the permission to
+# resume): xl would resume its domain.
 "$gen" --container xl --emulator-context --xenstore-data --pages 1024 --name mig-guest mig.xen || exit 2
 "$restore" -q mig.xen --out expect || exit 2
 out=$("$send" mig.xen "$SSH $recv --out $work/m1" 2>err1)
 rc=$?
-if [ $rc -eq 0 ] && [ "$out" = "status 0" ] && cmp -s m1/memory.raw expect/memory.raw &&
+if [ $rc -eq 0 ] && [ "$out" = "status 3" ] && cmp -s m1/memory.raw expect/memory.raw &&
    grep -q mig-guest m1/xl-config.json && cmp -s m1/qemu-resume.1 expect/qemu-resume.1; then
-  ok "xl migrate over ssh"
+  ok "xl migrate over ssh: captured, the sender told to resume its domain"
 else
   bad "xl migrate over ssh (exit $rc, '$out')"; cat err1
+fi
+
+# The same with --take-over: status 0, xl would destroy its domain.
+out=$("$send" mig.xen "$SSH $recv --take-over --out $work/m1t" 2>err1t)
+rc=$?
+if [ $rc -eq 0 ] && [ "$out" = "status 0" ] && cmp -s m1t/memory.raw expect/memory.raw; then
+  ok "xl migrate over ssh with --take-over: status 0"
+else
+  bad "xl migrate over ssh with --take-over (exit $rc, '$out')"; cat err1t
 fi
 
 # Remus: checkpoints until the primary goes away, then failover.

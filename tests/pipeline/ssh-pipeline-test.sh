@@ -4,7 +4,8 @@
 #   ssh-pipeline-test.sh STATEDIR STREAMSAVE STREAMRESTORE STREAMGEN WORKDIR
 # Cases: plain and zstd pipelines restore the same domain; a sender killed in
 # the middle of a checkpointed stream leaves the receiver at the last complete
-# checkpoint with exit 3; killing the ssh client does the same.
+# checkpoint with exit 3 (a throttled streamsave killed inside checkpoint 3);
+# killing the ssh client does the same.
 set -u
 state=$1 save=$2 restore=$3 gen=$4 work=$5
 . "$state/env"
@@ -50,6 +51,8 @@ cp -a d0 d1
 printf 'checkpoint-one' | dd of=d1/memory.raw bs=1 seek=$((4096 * 11 + 5)) conv=notrunc status=none
 cp -a d1 d2
 printf 'checkpoint-two' | dd of=d2/memory.raw bs=1 seek=$((4096 * 1500)) conv=notrunc status=none
+# Checkpoint 3 resends 1024 pages (4 MiB): long enough to kill its sender inside it.
+head -c $((4096 * 1024)) /dev/urandom | dd of=d2/memory.raw bs=4096 seek=512 conv=notrunc status=none
 "$save" d0 d1 --checkpointed -o two.xen || exit 2
 "$save" d0 d1 d2 --checkpointed -o three.xen || exit 2
 two=$(stat -c %s two.xen)
@@ -67,22 +70,37 @@ wait_committed() {  # DIR N: until DIR's manifest says N checkpoints are committ
   while ! grep -qs "\"committed\": $2" "$1/manifest.json" && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
 }
 
-# 4. the sender dies (SIGKILL) in the middle of checkpoint 3
+# 4. the sender dies (SIGKILL) in the middle of checkpoint 3: a real
+# streamsave, throttled by a reader that passes 4 MiB/s on to ssh.
+throttle() {
+  python3 -c '
+import os, sys, time
+rate, sent, t0 = 4 << 20, 0, time.monotonic()
+while True:
+    b = os.read(0, 65536)
+    if not b:
+        break
+    os.write(1, b)
+    sent += len(b)
+    time.sleep(max(0, sent / rate - (time.monotonic() - t0)))
+'
+}
 mkfifo f4
-"${SSH[@]}" "$restore" -q - --out "$work/r4" < f4 &
+throttle < f4 | "${SSH[@]}" "$restore" -q - --out "$work/r4" &
 client=$!
-( head -c "$cut" three.xen; exec sleep 60 ) > f4 &
+"$save" d0 d1 d2 --checkpointed > f4 &
 sender=$!
 wait_committed r4 2
-kill -9 "$sender"
+if kill -9 "$sender" 2>/dev/null; then killed=yes; else killed=no; fi
+wait "$sender" 2>/dev/null
+src=$?
 wait "$client"
 rc=$?
-wait "$sender" 2>/dev/null
-if [ "$rc" = 3 ] && cmp -s r4/memory.raw d1/memory.raw && grep -q '"committed": 2' r4/manifest.json &&
-   grep -q '"status": "failover"' r4/manifest.json; then
-  ok "sender killed mid-checkpoint: exit 3, failover to checkpoint 2"
+if [ "$killed" = yes ] && [ "$src" = 137 ] && [ "$rc" = 3 ] && cmp -s r4/memory.raw d1/memory.raw &&
+   grep -q '"committed": 2' r4/manifest.json && grep -q '"status": "failover"' r4/manifest.json; then
+  ok "streamsave killed mid-checkpoint 3: exit 3, failover to checkpoint 2"
 else
-  bad "sender killed mid-checkpoint (exit $rc)"
+  bad "streamsave killed mid-checkpoint (killed $killed, sender $src, exit $rc)"
 fi
 
 # 5. the network dies: SIGKILL the ssh client mid-checkpoint; the remote

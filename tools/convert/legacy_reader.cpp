@@ -302,6 +302,10 @@ Expected<LegacyEvent> LegacyReader::step() {
       }
 
       case State::kAfterCheckpoint: {
+        if (last_checkpoint_ && options_.input_continues) {
+          state_ = State::kEnded;
+          continue;
+        }
         auto end = src_.at_end();
         if (!end) return std::move(end).error();
         if (*end) {

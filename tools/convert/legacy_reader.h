@@ -54,6 +54,10 @@ struct LegacyReaderOptions {
   // HVM: end of input where the qemu signature would start ends the stream
   // instead of being a truncation.
   bool qemu_optional = false;
+  // More input follows the stream on the same source (xl's migration
+  // protocol): after a LAST_CHECKPOINT stream the reader ends without
+  // probing for the end of input, which would wait for the peer.
+  bool input_continues = false;
 };
 
 enum class LegacyEventKind : std::uint8_t {

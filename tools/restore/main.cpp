@@ -1,6 +1,7 @@
 // streamrestore: apply a Xen save image or migration stream to a domain
 // directory. A thin front end over the xenstream_restore library; see
 // tools/restore/README.md.
+#include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -9,6 +10,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <optional>
 #include <nlohmann/json.hpp>
@@ -16,6 +18,7 @@
 
 #include <xenstream/codecs/open_input.h>
 #include <xenstream/libstream/headers.h>
+#include "tools/restore/fs_util.h"
 #include "tools/restore/manifest.h"
 #include "tools/restore/directory_backend.h"
 #include "tools/restore/restore_driver.h"
@@ -80,6 +83,189 @@ int recover(const std::string& dir, bool json_out) {
   return 0;
 }
 
+struct ReceiveArgs {
+  std::string out;
+  std::uint32_t domid;
+  bool fsync;
+  bool quiet;
+  bool json_out;
+  std::string on_checkpoint;
+  std::string emulator_exec;
+  double emulator_timeout;
+  std::uint64_t max_memory;
+  std::string elf_path;
+  bool remus;
+  bool colo;
+  std::string coloft_script;
+  bool userspace_colo_proxy;
+  bool take_over;
+  verify::VerifyOptions rules;
+};
+
+// Adds `migration` to DIR/manifest.json (and, when given, replaces its
+// status), atomically: a temporary file renamed over the manifest.
+Expected<void> record_migration(const std::string& dir, const nlohmann::json& migration,
+                                const std::string& status, bool durable) {
+  const std::string path = dir + "/" + kManifestName;
+  nlohmann::json m;
+  {
+    std::ifstream in(path);
+    if (!in) return io_error("cannot read " + path, errno);
+    m = nlohmann::json::parse(in, nullptr, false);
+    if (m.is_discarded()) return make_error(ErrorCode::kMalformed, 0, path + " is not JSON");
+  }
+  m["migration"] = migration;
+  if (!status.empty()) m["status"] = status;
+  const std::string text = json_text(m, 2) + "\n";
+  UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (dfd.get() < 0) return io_error("cannot open " + dir, errno);
+  const std::string tmp = std::string(kManifestName) + ".migration-tmp";
+  const Bytes part(reinterpret_cast<const std::byte*>(text.data()), text.size());
+  XS_TRY(write_file_at(dfd.get(), tmp, std::span<const Bytes>(&part, 1), durable));
+  if (::renameat(dfd.get(), tmp.c_str(), dfd.get(), kManifestName) != 0) {
+    return io_error("cannot rename " + tmp + " in " + dir, errno);
+  }
+  if (durable) XS_TRY(fsync_fd(dfd.get(), dir));
+  return {};
+}
+
+// --xl-migrate-receive: xl's migrate-receive on stdin/stdout.
+int xl_receive(const ReceiveArgs& a) {
+  // stdout is the protocol channel: nothing else may be written there.
+  // The mode comes from the flags, as in xl (the rule engine has it in a.rules.mode).
+  const migrate::Mode mode = a.colo    ? migrate::Mode::kColo
+                             : a.remus ? migrate::Mode::kRemus
+                                       : migrate::Mode::kPlain;
+  std::optional<RestoreReport> last;
+  migrate::ColoBackChannel back(1);
+  auto restore_fn = [&](Source& src, const ContainerInfo& container) {
+    DirectoryOptions dopts;
+    dopts.dir = a.out;
+    dopts.fsync = a.fsync;
+    dopts.domid = a.domid;
+    auto backend = DirectoryBackend::create(dopts);
+    if (!backend) {
+      print_error("error: " + backend.error().message);
+      return kExitUsage;
+    }
+    RestoreOptions ropts;
+    ropts.domid = a.domid;
+    ropts.on_checkpoint = a.on_checkpoint;
+    ropts.hook_env = {{"XENSTREAM_DIR", a.out}};
+    ropts.emulator_exec = a.emulator_exec;
+    ropts.emulator_timeout = std::chrono::milliseconds(static_cast<long long>(a.emulator_timeout * 1000));
+    ropts.check_trailing = false;  // the protocol goes on after END on the same fd
+    ropts.rules = a.rules;
+    if (a.max_memory != 0) ropts.limits.max_pfn = a.max_memory / 4096 - 1;
+    if (mode == migrate::Mode::kColo) {
+      // A broken back channel is a failover at the last commit.
+      ropts.after_commit = [&back](std::uint64_t) { return back.checkpoint_applied(); };
+      ropts.on_checkpoint_new = [&back] { return back.new_checkpoint(); };
+    }
+    last = restore_stream(src, container, **backend, ropts);
+    return exit_status(last->status);
+  };
+  migrate::ReceiverOptions mopts;
+  mopts.mode = mode;
+  mopts.take_over = a.take_over;
+  auto rep = migrate::run_xl_migrate_receiver(0, 1, restore_fn, mopts);
+  if (last && !a.quiet) {
+    for (const auto& w : last->warnings) print_error("warning: " + w);
+  }
+  const std::string mode_s(migrate::mode_name(mode));
+  int rc = 0;
+  nlohmann::json mig = {{"mode", mode_s}, {"take_over", a.take_over}};
+  if (mode == migrate::Mode::kColo) {
+    mig["back_channel_messages"] = back.messages();
+    mig["coloft_script"] = a.coloft_script;
+    mig["userspace_colo_proxy"] = a.userspace_colo_proxy;
+  }
+  std::string new_status;  // replaces the manifest's status when set
+  if (!rep) {
+    if (last && last->error) print_error("error: restore: " + last->error->describe());
+    print_error("error: xl migrate-receive (" + mode_s + "): " + rep.error().describe());
+    rc = last ? (exit_status(last->status) != 0 ? exit_status(last->status) : 1) : 1;
+    if (rep.error().code == ErrorCode::kIo && rc == 1) rc = kExitUsage;
+  } else {
+    const std::string outcome(migrate::outcome_name(rep->outcome));
+    mig["outcome"] = outcome;
+    if (rep->legacy_converted) {
+      mig["converted_from_legacy"] = true;
+      if (!a.quiet) {
+        for (const auto& w : rep->legacy_warnings) print_error("warning: legacy conversion: " + w);
+      }
+    }
+    if (rep->status) mig["status_sent"] = *rep->status;
+    mig["permission_to_resume_sent"] = rep->permission_sent;
+    std::string told;
+    switch (rep->outcome) {
+      case migrate::ReceiverOutcome::kTakenOver:
+        told = "the domain started here: the sender destroys its domain";
+        print_error("xl migrate-receive: domain received; the sender was told it started here "
+                    "(--take-over), so xl destroys the source domain");
+        break;
+      case migrate::ReceiverOutcome::kCaptured:
+        told = "the domain could not be started here (status " + std::to_string(migrate::kCaptureStatus) +
+               "): the sender resumes its domain";
+        print_error("xl migrate-receive: domain captured; the sender was told it could not start here "
+                    "(status " + std::to_string(migrate::kCaptureStatus) +
+                    "), so xl resumes the source domain and `xl migrate` exits 1 (use --take-over to take it over)");
+        break;
+      case migrate::ReceiverOutcome::kGoRefused:
+        told = "status 0xff (no valid permission to start): the sender resumes its domain";
+        print_error("error: xl migrate-receive: " + rep->go_error->describe() +
+                    "; answered as xl does: status 0xff and permission to resume; " + a.out +
+                    " holds the received domain but the migration did not complete");
+        new_status = "migration-refused";
+        mig["go_error"] = rep->go_error->message;
+        rc = 1;
+        break;
+      case migrate::ReceiverOutcome::kFailover:
+        told = "nothing (the primary went away)";
+        print_error("xl migrate-receive (" + mode_s + "): failover: " + a.out + " holds checkpoint " +
+                    std::to_string(last->checkpoints));
+        rc = 3;
+        break;
+      case migrate::ReceiverOutcome::kComplete:
+        told = "nothing (the stream ended with END)";
+        print_error("xl migrate-receive (" + mode_s + "): stream complete");
+        break;
+    }
+    mig["told_sender"] = told;
+    if (rep->reply_error) {
+      print_error("error: xl migrate-receive: " + rep->reply_error->describe() +
+                  ": the sender may not know the outcome");
+      mig["reply_error"] = rep->reply_error->message;
+      if (rc == 0) rc = kExitUsage;
+      if (new_status.empty()) new_status = "migration-unanswered";
+    }
+    print_error("xl migrate-receive: domain config (" + std::to_string(rep->config.size()) + " octets, " +
+                (rep->config_json ? "JSON" : "xl format") + ") kept in " + a.out);
+    if (auto r = record_migration(a.out, mig, new_status, a.fsync); !r) {
+      print_error("error: recording the migration in the manifest: " + r.error().message);
+      if (rc == 0) rc = kExitUsage;
+    }
+  }
+  if ((rc == 0 || rc == 3) && !a.elf_path.empty()) {
+    auto e = elfcore::write_elf_core(a.out, a.elf_path);
+    if (!e) {
+      print_error("error: --elf: " + e.error().message);
+      rc = kExitUsage;
+    }
+  }
+  if (a.json_out) {
+    nlohmann::json j = {{"status", last ? std::string(status_name(last->status)) : std::string("invalid")},
+                        {"exit", rc},
+                        {"checkpoints", last ? last->checkpoints : 0},
+                        {"protocol", rep ? "ok" : rep.error().message},
+                        {"migration", mig},
+                        {"warnings", last ? last->warnings : std::vector<std::string>{}},
+                        {"config", rep ? rep->config : std::string()}};
+    std::cerr << json_text(j) << "\n";
+  }
+  return rc;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -112,8 +298,11 @@ int main(int argc, char** argv) {
   std::uint64_t max_memory = 0;
   bool xl_migrate_receive = false;
   bool remus = false;
+  bool take_over = false;
   bool colo = false;
   bool strict = false;
+  std::string coloft_script;
+  bool userspace_colo_proxy = false;
   verify::VerifyOptions rules;  // the rule engine's (spec/verify-rules.md)
   std::string elf_path;
   app.add_option("input", input, "stream to restore, or - for stdin");
@@ -136,7 +325,13 @@ int main(int argc, char** argv) {
   app.add_flag("--xl-migrate-receive", xl_migrate_receive,
                "be the receiving end of `xl migrate -s '' DOMID 'ssh HOST streamrestore "
                "--xl-migrate-receive --out DIR'`: speak xl's migrate-receive protocol on stdin/stdout "
-               "(--json then goes to stderr)");
+               "(--json then goes to stderr). The source domain is NOT given up: at the end the "
+               "sender is told that the domain could not be started here (status 3), so xl "
+               "resumes it on the sending host and `xl migrate` exits 1; DIR holds the capture");
+  app.add_flag("--take-over", take_over,
+               "with --xl-migrate-receive (plain mode): tell the sender that the domain started "
+               "here (status 0): xl then DESTROYS the source domain and `xl migrate` exits 0. "
+               "Only for a caller that really runs the domain from DIR");
   app.add_flag("-r,--remus", remus,
                "restore as an `xl remus` secondary (migrate-receive -r): take checkpoints until the "
                "primary goes away, then fail over (exit 3); the libxc END ends the restore and "
@@ -144,6 +339,13 @@ int main(int argc, char** argv) {
   app.add_flag("--colo", colo,
                "restore as a COLO secondary (migrate-receive -r --colo): a CHECKPOINT_STATE(NEW) "
                "must follow every CHECKPOINT_END");
+  app.add_option("--coloft-script", coloft_script,
+                 "accepted as by xl migrate-receive --colo (the COLO proxy script a real secondary "
+                 "runs for its network devices); there are no devices here, so it is recorded in the "
+                 "manifest and not run");
+  app.add_flag("--userspace-colo-proxy", userspace_colo_proxy,
+               "accepted as by xl migrate-receive --colo (use the userspace COLO proxy); recorded "
+               "in the manifest, nothing to set up here");
   app.add_flag("--strict", strict,
                "refuse streams that break rules Xen's restore path does not enforce (padding, "
                "reserved fields, octets after END...; 'strict' in spec/verify-rules.md), as "
@@ -168,8 +370,15 @@ int main(int argc, char** argv) {
     }
     return recover(recover_dir, json_out);
   }
-  if (colo && !remus && xl_migrate_receive) {
-    print_error("error: --colo needs -r, as with xl migrate-receive -r --colo");
+  // `xl remus --colo` runs `xl migrate-receive --colo` (without -r): with
+  // --xl-migrate-receive, --colo alone is a COLO secondary.
+  if ((!coloft_script.empty() || userspace_colo_proxy) && !(xl_migrate_receive && colo)) {
+    print_error("error: --coloft-script and --userspace-colo-proxy need --xl-migrate-receive --colo");
+    return kExitUsage;
+  }
+  if (take_over && (!xl_migrate_receive || remus || colo)) {
+    print_error("error: --take-over needs --xl-migrate-receive in plain mode (a Remus secondary "
+                "sends the primary nothing at the end)");
     return kExitUsage;
   }
   // The mode, as in Xen: a file is judged from its stream unless -r or --colo
@@ -180,6 +389,12 @@ int main(int argc, char** argv) {
                : xl_migrate_receive ? verify::Mode::kPlain
                                     : verify::Mode::kAuto;
   if (xl_migrate_receive) {
+    // What xl's receiver decides itself may not be chosen here.
+    if (app.count("--format") > 0) {
+      print_error("error: --format makes no sense with --xl-migrate-receive: the sender always "
+                  "starts with an xl save header");
+      return kExitUsage;
+    }
     if (!input.empty() && input != "-") {
       print_error("error: --xl-migrate-receive reads the sender on stdin; give no input (or -)");
       return kExitUsage;
@@ -208,66 +423,8 @@ int main(int argc, char** argv) {
   }
 
   if (xl_migrate_receive) {
-    // stdout is the protocol channel: nothing else may be written there.
-    std::optional<RestoreReport> last;
-    auto restore_fn = [&](Source& src, const ContainerInfo& container) {
-      DirectoryOptions dopts;
-      dopts.dir = out;
-      dopts.fsync = fsync;
-      dopts.domid = domid;
-      auto backend = DirectoryBackend::create(dopts);
-      if (!backend) {
-        print_error("error: " + backend.error().message);
-        return kExitUsage;
-      }
-      RestoreOptions ropts;
-      ropts.domid = domid;
-      ropts.on_checkpoint = on_checkpoint;
-      ropts.hook_env = {{"XENSTREAM_DIR", out}};
-      ropts.emulator_exec = emulator_exec;
-      ropts.emulator_timeout = std::chrono::milliseconds(static_cast<long long>(emulator_timeout * 1000));
-      ropts.check_trailing = false;  // the protocol goes on after END on the same fd
-      ropts.rules = rules;
-      if (max_memory != 0) ropts.limits.max_pfn = max_memory / 4096 - 1;
-      last = restore_stream(src, container, **backend, ropts);
-      return exit_status(last->status);
-    };
-    migrate::ReceiverOptions mopts;
-    mopts.remus = remus;
-    auto rep = migrate::run_xl_migrate_receiver(0, 1, restore_fn, mopts);
-    int rc = 0;
-    if (!rep) {
-      if (last && last->error) print_error("error: restore: " + last->error->describe());
-      print_error("error: xl migrate-receive: " + rep.error().describe());
-      rc = last ? (exit_status(last->status) != 0 ? exit_status(last->status) : 1) : 1;
-    } else {
-      print_error(std::string("xl migrate-receive: ") +
-                  (rep->outcome == migrate::ReceiverOutcome::kFailover ? "failover: " + out + " holds checkpoint " +
-                                                                             std::to_string(last->checkpoints)
-                   : rep->outcome == migrate::ReceiverOutcome::kComplete ? "stream complete"
-                                                                          : "domain received and cleared to unpause") +
-                  "; domain config (" + std::to_string(rep->config.size()) + " octets, " +
-                  (rep->config_json ? "JSON" : "xl format") + ") kept in " + out);
-      rc = rep->outcome == migrate::ReceiverOutcome::kFailover ? 3 : 0;
-    }
-    if (rc == 0 || rc == 3) {
-      if (!elf_path.empty()) {
-        auto e = elfcore::write_elf_core(out, elf_path);
-        if (!e) {
-          print_error("error: --elf: " + e.error().message);
-          rc = kExitUsage;
-        }
-      }
-    }
-    if (json_out && last) {
-      nlohmann::json j = {{"status", std::string(status_name(last->status))},
-                          {"exit", rc},
-                          {"checkpoints", last->checkpoints},
-                          {"protocol", rep ? "ok" : rep.error().message},
-                          {"config", rep ? rep->config : std::string()}};
-      std::cerr << json_text(j) << "\n";
-    }
-    return rc;
+    return xl_receive(ReceiveArgs{out, domid, fsync, quiet, json_out, on_checkpoint, emulator_exec,
+                                  emulator_timeout, max_memory, elf_path, remus, colo, coloft_script, userspace_colo_proxy, take_over, rules});
   }
   auto opened = codecs::open_input(input);
   if (!opened) {

@@ -517,6 +517,9 @@ Expected<void> Driver::handle_libxl(const RecordView& rec) {
                                    ": only 0 (CHECKPOINT_NEW) travels on the forward stream");
       }
       facts_.colo = true;
+      if (o_.on_checkpoint_new && !stop_) {
+        if (auto r = o_.on_checkpoint_new(); !r) stop_ = std::move(r).error();
+      }
       return {};
     }
   }
@@ -542,6 +545,9 @@ Expected<void> Driver::commit_checkpoint() {
                          "the --on-checkpoint command " + describe_wait_status(*status) +
                              " after checkpoint " + std::to_string(k) + "; stopping there");
     }
+  }
+  if (o_.after_commit && !stop_) {
+    if (auto r = o_.after_commit(k); !r) stop_ = std::move(r).error();
   }
   return {};
 }

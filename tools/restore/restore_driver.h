@@ -75,6 +75,12 @@ struct RestoreOptions {
   verify::VerifyOptions rules;
   RestoreLimits limits;
   std::function<void(const Progress&)> progress;
+  // A COLO secondary's back channel (xl migrate-receive --colo): after_commit
+  // runs after each checkpoint's commit (after the hook), on_checkpoint_new
+  // after each CHECKPOINT_STATE(NEW) is read. An error stops the restore
+  // there as a failover (exit 3), DIR at the last commit, as the hook does.
+  std::function<Expected<void>(std::uint64_t checkpoint)> after_commit;
+  std::function<Expected<void>()> on_checkpoint_new;
 };
 
 enum class RestoreStatus : std::uint8_t { kComplete, kFailover, kInvalid, kIoError, kReplayFailed };
