@@ -202,13 +202,17 @@ keep_dir() {
 }
 
 # ---- 3. the real sender against our receiver (HAP log-dirty: PVH, HVM) -------
+# PVH: a capture (the default), after which xl must resume its domain; HVM:
+# --take-over, after which xl destroys its domain.
 for t in pvh hvm; do
     phase "migrate-$t"
+    take=""
+    [ "$t" = hvm ] && take="--take-over"
     xl restore "$IMG/$t.save" >"$WORK/migrate-$t-restore.log" 2>&1
     result "$t.migrate_source_restore_rc" $?
     rm -rf "$WORK/$t-migrate-dir"
     xl migrate -s '' "xs-$t" \
-        "trap '' TERM INT HUP; streamrestore --xl-migrate-receive --out $WORK/$t-migrate-dir 2>$WORK/$t-migrate-receiver.log; echo \$? >$WORK/$t-migrate-receiver.rc" \
+        "trap '' TERM INT HUP; streamrestore --xl-migrate-receive $take --out $WORK/$t-migrate-dir 2>$WORK/$t-migrate-receiver.log; echo \$? >$WORK/$t-migrate-receiver.rc" \
         >"$WORK/migrate-$t.log" 2>&1
     result "$t.migrate_rc" $?
     result "$t.migrate_receiver_rc" "$(cat "$WORK/$t-migrate-receiver.rc" 2>/dev/null || echo none)"
