@@ -35,25 +35,8 @@ fi
 WORK="$(mktemp -d "$DEST/.fetch.XXXXXX")"
 trap 'rm -rf -- "$WORK"' EXIT
 
-# Retry wrapper for apt-get: another apt/dpkg may hold a lock for a while.
-apt_retry() {
-    local i out
-    for i in $(seq 1 60); do
-        if out="$("$@" 2>&1)"; then
-            printf '%s\n' "$out" >&2
-            return 0
-        fi
-        if printf '%s' "$out" | grep -qiE 'could not get lock|unable to lock|is another process using it'; then
-            [ "$i" -eq 1 ] && note "apt is locked by another process; waiting..."
-            sleep 5
-            continue
-        fi
-        printf '%s\n' "$out" >&2
-        return 1
-    done
-    printf '%s\n' "$out" >&2
-    return 1
-}
+# shellcheck source=../lib/apt-retry.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/apt-retry.sh"
 
 note "downloading $PKG with apt-get download"
 if ! (cd "$WORK" && apt_retry apt-get download -o APT::Sandbox::User=root "$PKG"); then

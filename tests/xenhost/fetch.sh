@@ -22,25 +22,8 @@ done
 exec 9>"$CACHE/.lock"
 flock 9
 
-# Retry wrapper for apt: another apt/dpkg may hold a lock for a while.
-apt_retry() {
-    local i out
-    for i in $(seq 1 60); do
-        if out="$("$@" 2>&1)"; then
-            printf '%s\n' "$out" >&2
-            return 0
-        fi
-        if printf '%s' "$out" | grep -qiE 'could not get lock|unable to lock|is another process using it'; then
-            [ "$i" -eq 1 ] && note "apt is locked by another process; waiting..."
-            sleep 5
-            continue
-        fi
-        printf '%s\n' "$out" >&2
-        return 1
-    done
-    printf '%s\n' "$out" >&2
-    return 1
-}
+# shellcheck source=../lib/apt-retry.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib/apt-retry.sh"
 
 # The kernel: whatever linux-image-amd64 points at today.
 kernel_pkg() {
