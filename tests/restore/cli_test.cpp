@@ -4,7 +4,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <pty.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -188,50 +187,9 @@ TEST_F(CliTest, UsageErrorsExitTwo) {
   EXPECT_EQ(run({"--help"}).exit, 0);
 }
 
-TEST_F(CliTest, ProgressOnATerminalOnly) {
-  const BuiltStream b = build_stream(small_checkpointed_hvm(3));
-  const std::string in = file("s", Bytes(b.bytes));
-  int master = -1;
-  const pid_t pid = ::forkpty(&master, nullptr, nullptr, nullptr);
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    const std::string out = root_ + "/d";
-    ::execl(STREAMRESTORE_PATH, STREAMRESTORE_PATH, in.c_str(), "--out", out.c_str(), nullptr);
-    ::_exit(127);
-  }
-  std::string tty;
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = ::read(master, buf, sizeof buf);
-    if (n <= 0) break;  // EIO once the child has exited
-    tty.append(buf, static_cast<std::size_t>(n));
-  }
-  int st = 0;
-  ::waitpid(pid, &st, 0);
-  ::close(master);
-  EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-  // The last progress line: all bytes, every page, the last checkpoint.
-  EXPECT_NE(tty.find("streamrestore: "), std::string::npos) << tty;
-  EXPECT_NE(tty.find(" pages ("), std::string::npos) << tty;
-  EXPECT_NE(tty.find("pages/s), checkpoint 3"), std::string::npos) << tty;
-  // -q silences it even on a terminal.
-  remove_tree(root_ + "/d");
-  const pid_t quiet = ::forkpty(&master, nullptr, nullptr, nullptr);
-  if (quiet == 0) {
-    const std::string out = root_ + "/d";
-    ::execl(STREAMRESTORE_PATH, STREAMRESTORE_PATH, "-q", in.c_str(), "--out", out.c_str(), nullptr);
-    ::_exit(127);
-  }
-  tty.clear();
-  for (;;) {
-    const ssize_t n = ::read(master, buf, sizeof buf);
-    if (n <= 0) break;
-    tty.append(buf, static_cast<std::size_t>(n));
-  }
-  ::waitpid(quiet, &st, 0);
-  ::close(master);
-  EXPECT_EQ(tty, "");
-}
+// The progress line on a terminal (and its absence off one and with -q) is
+// the one every tool shares: tests/cli (progress_test.cpp, and
+// progress-tty-test.sh, which runs streamrestore under a pty).
 
 // The mode comes from -r / --colo, else from the stream, as in Xen; --strict
 // refuses what Xen reads past. Each refusal names its rule.
