@@ -108,15 +108,16 @@ class ImageBuilder {
   explicit ImageBuilder(bool hvm) {
     ok(w_.write_image_header(3));
     ok(w_.write_domain_header(hvm ? 2 : 1, 4, 17));
-    // The static records a restore needs before any page (the rule engine
-    // that streamrestore runs refuses a stream without them): PV layout and
-    // one p2m frame covering pfns 0-511, then STATIC_DATA_END.
+    // The records a restore needs before any page, in the order Xen's
+    // saver writes them (the rule engine that streamrestore runs refuses a
+    // stream without them): the PV layout, STATIC_DATA_END, then one p2m
+    // frame covering pfns 0-511.
+    if (!hvm) ok(w_.append_x86_pv_info(8, 4));
+    ok(w_.append(format::libxc::RecordType::kStaticDataEnd));
     if (!hvm) {
-      ok(w_.append_x86_pv_info(8, 4));
       const std::vector<std::uint64_t> frames{0x14};
       ok(w_.append_p2m_frames(0, 511, frames));
     }
-    ok(w_.append(format::libxc::RecordType::kStaticDataEnd));
   }
   // One PAGE_DATA record: `entries` are (type << 60 | pfn); `pages` one per
   // data-carrying entry.
