@@ -607,6 +607,26 @@ TEST(Cli, ConvertsAndSaysWhatItDetected) {
   EXPECT_EQ(ref.err, "");
 }
 
+// --check judges the output with streamverify's rule engine before OUT
+// appears: a libxl stream and a bare libxc image of the scenario pass.
+TEST(Cli, CheckJudgesTheOutputWithTheRules) {
+  Cli cli;
+  ScenarioOptions o;
+  const Scenario s = build_scenario(o);
+  write_file(cli.in, s.bytes);
+  for (const char* f : {"libxl", "libxc"}) {
+    const RunResult r = cli.run({"--check", "-q", "-f", f, cli.in, cli.out});
+    EXPECT_EQ(r.status, 0) << f << ": " << r.err;
+    EXPECT_EQ(r.err.find("check: "), std::string::npos) << f << ": " << r.err;
+    EXPECT_TRUE(std::filesystem::exists(cli.out)) << f;
+    std::filesystem::remove(cli.out);
+  }
+  // A pipe cannot be read back: refused, not skipped.
+  const RunResult p = cli.run({"--check", "-q", cli.in, "-"});
+  EXPECT_EQ(p.status, 2) << p.err;
+  EXPECT_NE(p.err.find("--check needs OUT to be a regular file"), std::string::npos) << p.err;
+}
+
 TEST(Cli, FailureLeavesNoOutputFile) {
   Cli cli;
   ScenarioOptions o;

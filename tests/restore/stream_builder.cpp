@@ -11,6 +11,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "tests/verify/corpus.h"
 #include <xenstream/libstream/format/containers.h>
 #include <xenstream/libstream/format/libxc.h>
 #include <xenstream/libstream/format/libxl.h>
@@ -36,20 +37,23 @@ std::vector<std::byte> page_bytes(std::uint64_t pfn, std::uint32_t seed) {
   return p;
 }
 
+std::vector<std::byte> qemu_state_blob(std::uint8_t seed, std::size_t size) {
+  // The corpus's well-formed QEMU device state (QEVM-* run on every
+  // restore), its first section's payload `size` octets of `seed`.
+  auto toks = verify::testing::qemu_sections();
+  toks[0].payload.assign(size, std::byte{seed});
+  return verify::testing::qemu_blob(toks);
+}
+
 std::vector<std::byte> hvm_context_blob(std::uint32_t vcpus, std::uint8_t fill) {
-  std::vector<std::byte> out;
-  auto desc = [&](std::uint16_t code, std::uint16_t instance, std::uint32_t len) {
-    std::byte d[8];
-    put_u16(d, code, ByteOrder::kLittle);
-    put_u16(d + 2, instance, ByteOrder::kLittle);
-    put_u32(d + 4, len, ByteOrder::kLittle);
-    out.insert(out.end(), d, d + 8);
-    out.insert(out.end(), len, std::byte{fill});
-  };
-  desc(1, 0, 24);
-  for (std::uint32_t i = 0; i < vcpus; ++i) desc(2, static_cast<std::uint16_t>(i), 32);
-  desc(0, 0, 0);
-  return out;
+  // A blob the rule engine accepts (the HVMCTX-* rules run on every restore):
+  // the corpus's well-formed entries, the CPU bodies filled with
+  // `fill` so that checkpoints differ.
+  auto entries = verify::testing::hvm_entries(vcpus);
+  for (auto& e : entries) {
+    if (e.code == 2) std::fill(e.body.begin(), e.body.end(), std::byte{fill});  // CPU
+  }
+  return verify::testing::hvm_blob(entries);
 }
 
 namespace {
@@ -103,9 +107,10 @@ BuiltStream build_stream(const StreamSpec& spec) {
   check(w.write_image_header(3));
   check(w.write_domain_header(spec.hvm ? xc::kDomainX86Hvm : xc::kDomainX86Pv, spec.xen_major,
                               spec.xen_minor));
+  // Static data first (X86_PV_INFO), then STATIC_DATA_END, as Xen's saver.
+  if (!spec.hvm) rec(w.append_x86_pv_info(8, 4));
   rec(w.append(xc::RecordType::kStaticDataEnd));
   if (!spec.hvm) {
-    rec(w.append_x86_pv_info(8, 4));
     const std::vector<std::uint64_t> frames = {7};
     rec(w.append_p2m_frames(0, 511, frames));
   }
@@ -198,7 +203,7 @@ StreamSpec small_checkpointed_hvm(unsigned checkpoints) {
   first.hvm_params = {{1, 0xfeffc}, {17, 0xfefff}};
   first.tsc_nsec = 1000;
   first.xenstore = {{"physmap/1/name", "vram"}};
-  first.emulator_context = std::vector<std::byte>(40, std::byte{0x51});
+  first.emulator_context = qemu_state_blob(0x51, 40);
   s.parts.push_back(first);
   for (unsigned k = 1; k < checkpoints; ++k) {
     PartSpec p;
@@ -207,7 +212,7 @@ StreamSpec small_checkpointed_hvm(unsigned checkpoints) {
     p.hvm_context = hvm_context_blob(2, static_cast<std::uint8_t>(0x20 + k));
     p.hvm_params = {{1, 0xfeffc + k}};
     p.tsc_nsec = 1000 + k;
-    if (k % 2 == 0) p.emulator_context = std::vector<std::byte>(24 + k, std::byte{static_cast<unsigned char>(0x60 + k)});
+    if (k % 2 == 0) p.emulator_context = qemu_state_blob(static_cast<unsigned char>(0x60 + k), 24 + k);
     s.parts.push_back(p);
   }
   return s;

@@ -84,6 +84,8 @@ struct BuiltStream {
 BuiltStream build_stream(const StreamSpec& spec);
 
 // A small valid HVM context blob: HEADER, one CPU record per vCPU, END.
+// A QEMU device-state blob the rules accept, different for each (seed, size).
+std::vector<std::byte> qemu_state_blob(std::uint8_t seed, std::size_t size);
 std::vector<std::byte> hvm_context_blob(std::uint32_t vcpus, std::uint8_t fill);
 
 // A typical small checkpointed HVM spec: `checkpoints` checkpoints over a

@@ -49,6 +49,9 @@ const std::string kOracle = std::string(XS_ORACLE_DIR) + "/verify-stream-v2";
 json comparable_manifest(const fs::path& dir) {
   json m = json::parse(slurp(dir / "manifest.json"));
   m.erase("stream");               // offsets depend on record order
+  // The rules' warnings name stream offsets too (the same warnings, placed
+  // where each stream has them).
+  if (m.contains("end")) m["end"].erase("warnings");
   m["source"].erase("compressed");  // zstd on the wire is not domain state
   return m;
 }

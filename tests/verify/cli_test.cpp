@@ -59,13 +59,34 @@ TEST(Cli, ValidStream) {
 
 TEST(Cli, InvalidStreamListsProblemsThenVerdict) {
   const std::string f = file_of("libxc-page-08-duplicate");
-  const Outcome r = sh(kBin + " " + f + " 2>&1");
+  const Outcome r = sh(kBin + " --strict " + f + " 2>&1");
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.out.find("record #4 PAGE_DATA: pfn 0x40 appears twice in this record (pfn[0] and pfn[2]) "
                        "[LIBXC-PAGE-08]\n"),
             std::string::npos)
       << r.out;
   EXPECT_NE(r.out.find(f + ": INVALID: 1 error, 0 warnings\n"), std::string::npos) << r.out;
+}
+
+// A rule Xen does not enforce is a warning; --strict makes it an error.
+TEST(Cli, StrictRulesAreWarningsWithoutStrict) {
+  const std::string f = file_of("libxc-page-08-duplicate");
+  const Outcome r = sh(kBin + " " + f + " 2>&1");
+  EXPECT_EQ(r.status, 0) << r.out;
+  EXPECT_NE(r.out.find("warning: offset "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("[LIBXC-PAGE-08]\n"), std::string::npos) << r.out;
+}
+
+// --mode: a COLO stream judged as a Remus secondary's is refused.
+TEST(Cli, Mode) {
+  const std::string f = file_of("valid-colo");
+  EXPECT_EQ(sh(kBin + " -q --mode colo " + f).status, 0);
+  EXPECT_EQ(sh(kBin + " -q --mode auto " + f).status, 0);
+  const Outcome r = sh(kBin + " --mode remus " + f + " 2>&1");
+  EXPECT_EQ(r.status, 1) << r.out;
+  EXPECT_NE(r.out.find("[LIBXL-CKPT-05]"), std::string::npos) << r.out;
+  EXPECT_EQ(sh(kBin + " -q --mode plain " + f).status, 1);
+  EXPECT_EQ(sh(kBin + " -q --mode bogus " + f + " 2>/dev/null").status, 2);
 }
 
 TEST(Cli, WarningsDoNotFail) {
@@ -81,7 +102,7 @@ TEST(Cli, Stdin) {
 }
 
 TEST(Cli, Quiet) {
-  const Outcome r = sh(kBin + " -q " + file_of("libxc-page-08-duplicate") + " 2>&1");
+  const Outcome r = sh(kBin + " -q --strict " + file_of("libxc-page-08-duplicate") + " 2>&1");
   EXPECT_EQ(r.status, 1);
   EXPECT_EQ(r.out, "");
 }

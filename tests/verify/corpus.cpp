@@ -562,6 +562,11 @@ struct Builder {
     c.hint = hint;
     cases.push_back(std::move(c));
   }
+  void add_mode(std::string name, const Stream& s, std::optional<std::string> rule, std::string mode,
+                Edit edit = {}) {
+    add(std::move(name), s, std::move(rule), std::move(edit));
+    cases.back().mode = std::move(mode);
+  }
   void add_bytes(std::string name, Buf bytes, std::optional<std::string> rule,
                  std::string ref_format = "libxc") {
     Case c;
@@ -1166,7 +1171,36 @@ std::vector<Case> build() {
     Stream s = remus_stream(2);
     s.xl_container = XlContainer{};
     s.xl_container->config = xl_json_config();
-    b.add("libxc-ckpt-01-checkpoint-in-saved-file", s, "LIBXC-CKPT-01");
+    // xl remus sends its checkpoints behind an xl header too: the mode
+    // decides, not the container.
+    b.add("valid-xl-remus-stream", s, std::nullopt);
+    b.add_mode("libxc-ckpt-01-checkpoint-in-plain-restore", s, "LIBXC-CKPT-01", "plain");
+  }
+  {
+    Stream s = remus_stream(2);
+    s.libvirt_container = LibvirtContainer{};
+    s.libvirt_container->xml = "<domain type='xen'><name>g</name><os><type>hvm</type></os></domain>";
+    b.add("libxc-ckpt-01-checkpoint-in-libvirt-file", s, "LIBXC-CKPT-01");
+  }
+  {
+    // Remus: the libxc END ends the restore; what follows is never read
+    // (here an emulator record that breaks LIBXL-EMU-02 in other modes).
+    Stream s = with_body(hvm_stream(), L, t::kEmu, emulator(7, 0, qemu_blob(qemu_sections())));
+    b.add_mode("valid-remus-stops-at-libxc-end", s, std::nullopt, "remus");
+  }
+  b.add_mode("libxl-ckpt-05-state-in-remus", colo_stream(2), "LIBXL-CKPT-05", "remus");
+  b.add_mode("libxl-ckpt-05-colo-without-state", remus_stream(2), "LIBXL-CKPT-05", "colo");
+  b.add_mode("valid-colo-mode", colo_stream(2), std::nullopt, "colo");
+  // COLO: a CHECKPOINT_STATE id with bit 31 set reads as a broken channel:
+  // a failover to the last checkpoint, not a bad stream.
+  b.add("libxc-ckpt-03-colo-broken-channel", with_body(colo_stream(2), L, t::kCkState, u32_body(0x80000001), 1),
+        "LIBXC-CKPT-03");
+  // An over-long record header after a checkpoint is a failed read: a failover.
+  {
+    Stream s = remus_stream(2);
+    s.items.push_back(xc(t::kPage, page_data({0x50}), "late"));
+    b.add("libxc-ckpt-03-length-cap-after-checkpoint", s, "LIBXC-CKPT-03",
+          [](Buf& d, const Offsets& o) { set32(d, o.at("late") + 4, 0x08000001); });
   }
   b.add("libxc-ckpt-02-nothing-committed", remus_stream(1), "LIBXC-CKPT-02",
         [](Buf& d, const Offsets& o) { d.resize(o.at("emuctx")); });

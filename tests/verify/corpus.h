@@ -148,6 +148,7 @@ struct Case {
   // libvirt header and use libxl.
   std::string ref_format;
   FormatHint hint = FormatHint::kAuto;  // --format for streamverify
+  std::string mode = "auto";            // --mode for streamverify (restore: -r, --colo)
   std::map<std::string, std::uint64_t> offsets;
 };
 

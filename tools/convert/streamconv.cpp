@@ -20,6 +20,7 @@
 #include <xenstream/libstream/source.h>
 #include "tools/common/cli.h"
 #include "tools/common/progress.h"
+#include "tools/verify/verifier.h"
 #include "tools/convert/converter.h"
 
 namespace {
@@ -99,7 +100,11 @@ int main(int argc, char** argv) {
   app.add_flag("--skip-qemu", skip_qemu, "libxc format: leave the HVM qemu record out");
   app.add_flag("-v,--verbose", verbose, "explain what was detected and summarise the stream (stderr)");
   app.add_flag("-q,--quiet", quiet, "print errors only");
+  bool check = false;
   app.add_flag("--syslog", syslog_flag, "also send messages to syslog");
+  app.add_flag("--check", check,
+               "judge the output with streamverify's rules (the same engine) before OUT appears; "
+               "a broken rule is exit 1 and OUT is not written (needs OUT to be a regular file)");
 
   if (auto rc = cli::parse_command_line(app, argc, argv)) return *rc;
   if (syslog_flag) {
@@ -199,6 +204,10 @@ int main(int argc, char** argv) {
     output = std::move(o).value();
   }
   const bool atomic = output.atomic != nullptr;
+  if (check && !atomic) {
+    say("error: ", "--check needs OUT to be a regular file (the output is read back before it appears)");
+    return kExitUsage;
+  }
 
   cli::ProgressLine progress("streamconv", cli::ProgressLine::wanted(quiet));
   if (progress.enabled()) {
@@ -218,6 +227,21 @@ int main(int argc, char** argv) {
       say("", "no output file written (" + out_name + " left as it was)");
     }
     return exit_code_for(e.code);
+  }
+  if (check) {
+    if (auto f = output.sink->flush(); !f) {
+      say("error: ", f.error().message);
+      return kExitUsage;
+    }
+    verify::VerifyOptions vo;
+    const verify::VerifyResult r = verify::verify_path(output.atomic->temp_path(), vo);
+    for (const auto& p : r.problems) {
+      if (p.severity == verify::Severity::kError || !quiet) say("check: ", p.format());
+    }
+    if (!r.valid()) {
+      say("error: ", "the converted stream breaks the rules above; " + out_name + " left as it was");
+      return r.failure ? kExitUsage : 1;
+    }
   }
   if (auto c = output.commit(); !c) {
     say("error: ", c.error().message);

@@ -81,6 +81,15 @@ struct CommitInfo {
 enum class Outcome : std::uint8_t {
   kComplete,  // the stream ended with END
   kFailover,  // a checkpointed stream stopped early; the last commit stands
+  kRejected,  // a record after a commit broke a rule; the last commit stands
+};
+
+// The rule a stream broke (spec/verify-rules.md), for the manifest.
+struct RuleBreak {
+  std::string rule;  // "LIBXC-PAGE-05"
+  std::uint64_t offset = 0;
+  std::string where;  // "record #17 PAGE_DATA"
+  std::string message;
 };
 
 // What happened to the emulator replay (emulator_replay.h), if one ran.
@@ -98,6 +107,7 @@ struct FinishInfo {
   Outcome outcome = Outcome::kComplete;
   std::uint64_t checkpoints = 0;            // committed
   std::optional<Error> reason;              // why a failover happened
+  std::optional<RuleBreak> rule;            // kRejected: the rule broken
   StreamFacts facts;
   std::optional<ReplayRecord> replay;
   std::vector<std::string> warnings;

@@ -615,7 +615,9 @@ Expected<void> DirectoryBackend::finish(const FinishInfo& info) {
   if (info.replay && exists_at(dir_fd_.get(), kEmulatorLogName)) {
     committed_.files.insert(kEmulatorLogName);
   }
-  const char* status = info.outcome == Outcome::kComplete ? "complete" : "failover";
+  const char* status = info.outcome == Outcome::kComplete   ? "complete"
+                       : info.outcome == Outcome::kFailover ? "failover"
+                                                            : "rejected";
   const json manifest = build_manifest(
       ManifestInput{&info_, &committed_, &map_, checkpoint_, &info.facts, status, &info});
   XS_TRY(write_file_at(work_fd_.get(), kManifestTmpName,

@@ -112,6 +112,9 @@ int main(int argc, char** argv) {
   std::uint64_t max_memory = 0;
   bool xl_migrate_receive = false;
   bool remus = false;
+  bool colo = false;
+  bool strict = false;
+  verify::VerifyOptions rules;  // the rule engine's (spec/verify-rules.md)
   std::string elf_path;
   app.add_option("input", input, "stream to restore, or - for stdin");
   app.add_option("-o,--out", out, "directory to create (or an empty one)");
@@ -135,8 +138,16 @@ int main(int argc, char** argv) {
                "--xl-migrate-receive --out DIR'`: speak xl's migrate-receive protocol on stdin/stdout "
                "(--json then goes to stderr)");
   app.add_flag("-r,--remus", remus,
-               "with --xl-migrate-receive: be an `xl remus` secondary (migrate-receive -r): take "
-               "checkpoints until the primary goes away, then fail over (exit 3)");
+               "restore as an `xl remus` secondary (migrate-receive -r): take checkpoints until the "
+               "primary goes away, then fail over (exit 3); the libxc END ends the restore and "
+               "CHECKPOINT_STATE is refused");
+  app.add_flag("--colo", colo,
+               "restore as a COLO secondary (migrate-receive -r --colo): a CHECKPOINT_STATE(NEW) "
+               "must follow every CHECKPOINT_END");
+  app.add_flag("--strict", strict,
+               "refuse streams that break rules Xen's restore path does not enforce (padding, "
+               "reserved fields, octets after END...; 'strict' in spec/verify-rules.md), as "
+               "streamverify --strict does");
   app.add_option("--elf", elf_path,
                  "also write the restored memory as an ELF64 core file in QEMU's dump-guest-memory "
                  "layout (one NT_PRSTATUS note per vCPU, one PT_LOAD per run of present pfns, "
@@ -157,10 +168,17 @@ int main(int argc, char** argv) {
     }
     return recover(recover_dir, json_out);
   }
-  if (remus && !xl_migrate_receive) {
-    print_error("error: -r/--remus needs --xl-migrate-receive");
+  if (colo && !remus && xl_migrate_receive) {
+    print_error("error: --colo needs -r, as with xl migrate-receive -r --colo");
     return kExitUsage;
   }
+  // The mode, as in Xen: a file is judged from its stream unless -r or --colo
+  // says; a migrate-receive without -r is a plain restore.
+  rules.strict = strict;
+  rules.mode = colo ? verify::Mode::kColo
+               : remus ? verify::Mode::kRemus
+               : xl_migrate_receive ? verify::Mode::kPlain
+                                    : verify::Mode::kAuto;
   if (xl_migrate_receive) {
     if (!input.empty() && input != "-") {
       print_error("error: --xl-migrate-receive reads the sender on stdin; give no input (or -)");
@@ -209,6 +227,7 @@ int main(int argc, char** argv) {
       ropts.emulator_exec = emulator_exec;
       ropts.emulator_timeout = std::chrono::milliseconds(static_cast<long long>(emulator_timeout * 1000));
       ropts.check_trailing = false;  // the protocol goes on after END on the same fd
+      ropts.rules = rules;
       if (max_memory != 0) ropts.limits.max_pfn = max_memory / 4096 - 1;
       last = restore_stream(src, container, **backend, ropts);
       return exit_status(last->status);
@@ -256,11 +275,16 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
   Source& src = *opened->source;
+  rules.format = parse_format(format);
   auto container = read_container(src, parse_format(format));
   if (!container) {
     const Error& e = container.error();
+    if (auto p = container_refused(src, e, rules)) {
+      print_error("error: " + src.name() + ": " + p->format() + " (nothing restored)");
+      return 1;
+    }
     print_error("error: " + src.name() + ": " + e.describe());
-    return e.code == ErrorCode::kIo ? kExitUsage : 1;
+    return e.code == ErrorCode::kIo || e.code == ErrorCode::kUsage ? kExitUsage : 1;
   }
 
   DirectoryOptions dopts;
@@ -283,6 +307,7 @@ int main(int argc, char** argv) {
   ropts.emulator_exec = emulator_exec;
   ropts.emulator_timeout = std::chrono::milliseconds(static_cast<long long>(emulator_timeout * 1000));
   if (max_memory != 0) ropts.limits.max_pfn = max_memory / 4096 - 1;
+  ropts.rules = rules;
   if (progress.enabled()) {
     ropts.progress = [&progress](const Progress& p) {
       progress.update(p.bytes, p.size_hint,
@@ -315,8 +340,11 @@ int main(int argc, char** argv) {
       break;
     case RestoreStatus::kInvalid:
       print_error("error: " + where + ": " + report.error->describe() +
-                  (report.checkpointed ? " (before the first checkpoint was complete; nothing restored)"
-                                       : " (nothing restored)"));
+                  (report.checkpoints > 0
+                       ? " (" + out + " keeps checkpoint " + std::to_string(report.checkpoints) +
+                             "; its manifest says which rule broke)"
+                   : report.checkpointed ? " (before the first checkpoint was complete; nothing restored)"
+                                         : " (nothing restored)"));
       break;
     case RestoreStatus::kIoError:
       print_error("error: " + (report.error ? report.error->message : std::string("I/O error")));
@@ -337,6 +365,12 @@ int main(int argc, char** argv) {
                         {"bytes", report.bytes},
                         {"pages", report.pages},
                         {"warnings", report.warnings}};
+    if (report.rule) {
+      j["rule"] = {{"id", std::string(report.rule->rule)},
+                   {"offset", report.rule->offset},
+                   {"where", report.rule->where},
+                   {"message", report.rule->message}};
+    }
     if (report.error) {
       j["error"] = {{"offset", report.error->offset},
                     {"code", std::string(error_code_name(report.error->code))},

@@ -61,6 +61,15 @@ json file_entry(const std::string& name, std::uint64_t size) {
   return {{"file", name}, {"size", size}};
 }
 
+const char* outcome_name(Outcome o) {
+  switch (o) {
+    case Outcome::kComplete: return "complete";
+    case Outcome::kFailover: return "failover";
+    case Outcome::kRejected: return "rejected";
+  }
+  return "unknown";
+}
+
 json error_json(const Error& e) {
   json out = {{"code", std::string(error_code_name(e.code))},
               {"offset", e.offset},
@@ -239,8 +248,15 @@ json build_manifest(const ManifestInput& in) {
 
   if (in.finish != nullptr) {
     const FinishInfo& fin = *in.finish;
-    json end = {{"outcome", fin.outcome == Outcome::kComplete ? "complete" : "failover"}};
+    json end = {{"outcome", outcome_name(fin.outcome)}};
     end["reason"] = fin.reason ? error_json(*fin.reason) : json();
+    if (fin.rule) {
+      end["rule"] = {{"id", fin.rule->rule},
+                     {"offset", fin.rule->offset},
+                     {"where", fin.rule->where},
+                     {"message", fin.rule->message}};
+      end["checkpoint"] = fin.checkpoints;
+    }
     end["warnings"] = fin.warnings;
     m["end"] = end;
     if (fin.replay) {

@@ -15,6 +15,7 @@ namespace xenstream::restore {
 
 namespace xc = format::libxc;
 namespace xl = format::libxl;
+using Severity = verify::Severity;
 
 int exit_status(RestoreStatus status) {
   switch (status) {
@@ -59,7 +60,8 @@ bool is_backend_fault(const Error& e) { return e.code == ErrorCode::kIo || e.cod
 class Driver {
  public:
   Driver(Source& src, const ContainerInfo& container, Backend& backend, const RestoreOptions& o)
-      : src_(src), container_(container), be_(backend), o_(o), cur_(src, container.payload) {}
+      : src_(src), container_(container), be_(backend), o_(o), cur_(src, container.payload),
+        engine_(o.rules) {}
 
   RestoreReport run();
 
@@ -74,6 +76,10 @@ class Driver {
   void skip(const RecordView& rec);
 
   RestoreReport stream_broke(Error e);
+  RestoreReport read_failed(Error e);
+  // `code`: the cursor's, when a read failure broke the rule.
+  RestoreReport rule_broke(ErrorCode code = ErrorCode::kMalformed);
+  void collect_problems();
   RestoreReport backend_failed(Error e);
   RestoreReport completed();
   void replay();
@@ -86,6 +92,7 @@ class Driver {
   Backend& be_;
   const RestoreOptions& o_;
   StreamCursor cur_;
+  verify::RuleEngine engine_;
   RestoreReport report_;
   StreamFacts facts_;
   std::map<std::pair<Layer, std::uint32_t>, std::uint64_t> skipped_;
@@ -119,28 +126,110 @@ void Driver::report_progress(bool done) {
 }
 
 RestoreReport Driver::run() {
-  if (auto st = cur_.start(); !st) return stream_broke(std::move(st).error());
+  // The rules run on everything before it is applied (tools/verify): the
+  // first error-severity problem stops the restore.
+  engine_.container(container_);
+  if (engine_.broken()) return rule_broke();
+  if (auto st = cur_.start(); !st) return read_failed(std::move(st).error());
+  engine_.started(cur_, container_.payload);
+  if (engine_.broken()) return rule_broke();
   while (!cur_.done()) {
     auto rec = cur_.next_head(kHeadOctets);
-    if (!rec) return stream_broke(std::move(rec).error());
-    if (!rec->complete() && !is_page_data(*rec)) rec = cur_.extend(RecordReader::kWholeBody);
-    if (!rec) return stream_broke(std::move(rec).error());
+    if (!rec) return read_failed(std::move(rec).error());
+    if (!rec->complete()) {
+      if (!is_page_data(*rec)) {
+        rec = cur_.extend(RecordReader::kWholeBody);
+      } else if (rec->body.size() >= 8) {
+        // The rules need the count and every entry (not the pages).
+        const std::uint64_t count = rec->fields().u32(0);
+        const std::uint64_t entries_end = std::min<std::uint64_t>(8 + 8 * count, rec->length);
+        if (rec->body.size() < entries_end) rec = cur_.extend(static_cast<std::size_t>(entries_end));
+      }
+      if (!rec) return read_failed(std::move(rec).error());
+    }
+    if (engine_.record(cur_, *rec)) return rule_broke();
+    if (engine_.fails_over_here()) {
+      // A COLO secondary reads this CHECKPOINT_STATE as a broken channel.
+      return stream_broke(rec->error_at(0, "CHECKPOINT_STATE id " + hex(rec->fields().u32(0)) +
+                                               " has bit 31 set: a COLO secondary takes it for a "
+                                               "broken channel and fails over"));
+    }
     if (auto r = handle(*rec); !r) {
+      if (engine_.broken()) return rule_broke();  // PAGE_DATA padding, checked last
       Error e = std::move(r).error();
       return is_backend_fault(e) ? backend_failed(std::move(e)) : stream_broke(std::move(e));
     }
+    if (engine_.broken()) return rule_broke();
     if (stop_) {
       // The hook refused the checkpoint just committed: stop there.
       report_.bytes = cur_.position();
       report_.status = RestoreStatus::kFailover;
       report_.error = stop_;
+      collect_problems();
       finish(Outcome::kFailover, stop_);
       report_progress(true);
       return report_;
     }
     report_progress(false);
+    if (engine_.ends_here()) break;  // a Remus secondary stops at the libxc END
   }
   return completed();
+}
+
+void Driver::collect_problems() {
+  const verify::VerifyResult& r = engine_.result();
+  report_.problems = r.problems;
+  std::vector<std::string> rules;
+  for (const auto& p : r.problems) {
+    if (p.severity != Severity::kWarning) continue;
+    std::string line = p.format();
+    rules.push_back(line.substr(std::string_view("warning: ").size()));
+  }
+  for (const auto& [rule, n] : r.suppressed) {
+    rules.push_back("(" + std::to_string(n) + " more " + std::string(rule) + " problems not listed)");
+  }
+  report_.warnings.insert(report_.warnings.begin(), rules.begin(), rules.end());
+}
+
+// The stream broke an error-severity rule. Before the first commit nothing
+// is kept; after one, DIR keeps the last committed checkpoint and says why
+// the restore stopped. Either way the stream is bad (exit 1), not a failover.
+RestoreReport Driver::rule_broke(ErrorCode code) {
+  const verify::Problem& p = *engine_.first_error();
+  report_.bytes = cur_.position();
+  report_.status = RestoreStatus::kInvalid;
+  report_.rule = p;
+  Error e = make_error(code, p.offset, p.where + ": " + p.message + " [" + std::string(p.rule) + "]");
+  report_.error = e;
+  collect_problems();
+  if (commits_ == 0) {
+    be_.abandon();
+    return report_;
+  }
+  FinishInfo fi;
+  fi.outcome = Outcome::kRejected;
+  fi.checkpoints = report_.checkpoints;
+  fi.reason = e;
+  fi.rule = RuleBreak{std::string(p.rule), p.offset, p.where, p.message};
+  fi.facts = facts();
+  fi.warnings = report_.warnings;
+  if (auto r = be_.finish(fi); !r) {
+    report_.warnings.push_back("the restore stopped because: " + e.describe());
+    report_.status = RestoreStatus::kIoError;
+    report_.error = std::move(r).error();
+  }
+  report_progress(true);
+  return report_;
+}
+
+// The cursor could not read on: the stream stopped (EOF, truncation, a read
+// error, an over-long record header). After a commit that is Xen's failover.
+RestoreReport Driver::read_failed(Error e) {
+  engine_.read_error(e);
+  if (commits_ == 0 && engine_.broken() && e.code != ErrorCode::kIo && e.code != ErrorCode::kUsage) {
+    return rule_broke(e.code);
+  }
+  return stream_broke(std::move(e));
 }
 
 // ---------------------------------------------------------------------------
@@ -199,6 +288,7 @@ Expected<void> Driver::handle(const RecordView& rec) {
 // whole before any page is applied. A record cut short may leave some of its
 // pages applied; they belong to a checkpoint that never commits.
 Expected<void> Driver::page_data(RecordView rec) {
+  const bool was_complete = rec.complete();  // then the rules saw its padding
   if (!rec.complete()) {
     const std::uint64_t count = rec.fields().u32(0);  // the head holds >= 8 octets
     const std::uint64_t entries_end = std::min<std::uint64_t>(8 + 8 * count, rec.length);
@@ -263,6 +353,12 @@ Expected<void> Driver::page_data(RecordView rec) {
     first = last;
   }
   report_.pages += data_pages;
+  if (!was_complete && !rec.complete()) {
+    auto whole = cur_.extend(RecordReader::kWholeBody);  // the padding, if any
+    if (!whole) return std::move(whole).error();
+    rec = *whole;
+  }
+  if (!was_complete) engine_.padding(rec);
   return {};
 }
 
@@ -497,22 +593,28 @@ void Driver::finish(Outcome outcome, std::optional<Error> reason) {
 }
 
 RestoreReport Driver::completed() {
-  cur_.release();
+  if (o_.check_trailing && !engine_.ends_here()) {
+    auto t = cur_.finish();
+    if (!t && (t.error().code == ErrorCode::kIo || t.error().code == ErrorCode::kUsage)) {
+      report_.warnings.push_back(t.error().describe());
+      engine_.end(cur_.position());
+    } else {
+      engine_.end(t, cur_.position());
+    }
+  } else {
+    cur_.release();
+    engine_.end(cur_.position());
+  }
+  if (engine_.broken()) return rule_broke();
+  collect_problems();
   report_.bytes = cur_.position();
   if (facts_.checkpointed) {
-    if (be_.has_uncommitted()) {
-      report_.warnings.push_back(
-          "records after checkpoint " + std::to_string(report_.checkpoints) +
-          " were not committed: a checkpointed stream commits only when a checkpoint is "
-          "complete, and Xen drops such records at END too");
-    }
+    // Records after the last checkpoint are dropped, as Xen drops them at
+    // END; the rules' LIBXC-CKPT-04 warning says so.
   } else if (auto r = be_.commit(CommitInfo{0, facts()}); !r) {
     return backend_failed(std::move(r).error());
   } else {
     ++commits_;
-  }
-  if (o_.check_trailing) {
-    if (auto t = cur_.finish(); !t) report_.warnings.push_back(t.error().describe());
   }
   report_.status = RestoreStatus::kComplete;
   finish(Outcome::kComplete, std::nullopt);
@@ -522,6 +624,7 @@ RestoreReport Driver::completed() {
 
 RestoreReport Driver::stream_broke(Error e) {
   report_.bytes = cur_.position();
+  collect_problems();
   if (commits_ == 0) {
     be_.abandon();
     report_.status = e.code == ErrorCode::kIo ? RestoreStatus::kIoError : RestoreStatus::kInvalid;
@@ -554,13 +657,31 @@ RestoreReport Driver::backend_failed(Error e) {
 
 }  // namespace
 
+std::optional<verify::Problem> container_refused(Source& src, const Error& e,
+                                                 const verify::VerifyOptions& rules) {
+  if (e.code == ErrorCode::kIo || e.code == ErrorCode::kUsage) return std::nullopt;
+  verify::RuleEngine engine(rules);
+  engine.container_failed(src, e);
+  return engine.first_error();
+}
+
 RestoreReport restore_stream(Source& src, const ContainerInfo& container, Backend& backend,
                              const RestoreOptions& options) {
   if (container.payload != PayloadKind::kLibxl && container.payload != PayloadKind::kLibxc) {
     RestoreReport r;
     r.status = RestoreStatus::kInvalid;
-    r.error = make_error(ErrorCode::kUnsupported, container.payload_offset,
-                         "a legacy (pre-Xen 4.6) image is not a v2 stream; convert it with streamconv first");
+    verify::RuleEngine engine(options.rules);
+    engine.container(container, &src);
+    if (engine.first_error()) {
+      const verify::Problem& p = *engine.first_error();
+      r.rule = p;
+      r.problems = engine.result().problems;
+      r.error = make_error(ErrorCode::kUnsupported, p.offset,
+                           p.where + ": " + p.message + " [" + std::string(p.rule) + "]");
+    } else {
+      r.error = make_error(ErrorCode::kUnsupported, container.payload_offset,
+                           "a legacy (pre-Xen 4.6) image is not a v2 stream; convert it with streamconv first");
+    }
     backend.abandon();
     return r;
   }

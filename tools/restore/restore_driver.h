@@ -13,11 +13,16 @@
 //   kComplete      0  the stream ended with END. In a checkpointed stream,
 //                     records after the last checkpoint are dropped, as Xen
 //                     drops them, with a warning
-//   kFailover      3  a checkpointed stream stopped early (truncated, broken,
-//                     unreadable, malformed) or the hook failed: the backend
-//                     holds exactly the last committed checkpoint
-//   kInvalid       1  the stream was bad before anything was committed; the
-//                     backend was abandoned (nothing looks finished)
+//   kFailover      3  a checkpointed stream stopped after a commit (EOF, read
+//                     error, truncation, an over-long record header) or the
+//                     hook failed: the backend holds exactly the last
+//                     committed checkpoint
+//   kInvalid       1  the stream broke a rule (spec/verify-rules.md; the rule
+//                     engine runs on every record before it is applied).
+//                     Before the first commit the backend was abandoned
+//                     (nothing looks finished); after one it holds the last
+//                     committed checkpoint and its manifest says "rejected",
+//                     with the rule, its offset and the checkpoint kept
 //   kIoError       2  the backend (or, before any commit, the input) failed
 //   kReplayFailed  4  the restore itself completed or failed over, but the
 //                     device model refused the emulator context
@@ -37,6 +42,7 @@
 #include <xenstream/libstream/headers.h>
 #include <xenstream/libstream/source.h>
 #include "tools/restore/backend.h"
+#include "tools/verify/verifier.h"
 
 namespace xenstream::restore {
 
@@ -64,6 +70,9 @@ struct RestoreOptions {
   std::string emulator_exec;      // emulator_replay.h; empty: no replay
   std::chrono::milliseconds emulator_timeout{60000};
   bool check_trailing = true;     // read to the end of input after END, warn on extra bytes
+  // The rule engine's options (strictness, mode, caps); its format hint and
+  // progress are not used.
+  verify::VerifyOptions rules;
   RestoreLimits limits;
   std::function<void(const Progress&)> progress;
 };
@@ -78,11 +87,20 @@ struct RestoreReport {
   std::uint64_t checkpoints = 0;        // committed
   bool checkpointed = false;
   std::optional<Error> error;           // why the stream did not complete
-  std::vector<std::string> warnings;
+  std::vector<std::string> warnings;  // the rules' warnings as streamverify prints them, then others
+  // The first error-severity rule the stream broke (status kInvalid), and
+  // every problem the rule engine listed.
+  std::optional<verify::Problem> rule;
+  std::vector<verify::Problem> problems;
   std::optional<ReplayRecord> replay;
   std::uint64_t bytes = 0;              // stream position at the end
   std::uint64_t pages = 0;              // data pages received
 };
+
+// read_container() failed on `src`: the rule that refuses the input, as
+// streamverify names it (nullopt for an I/O failure).
+std::optional<verify::Problem> container_refused(Source& src, const Error& e,
+                                                 const verify::VerifyOptions& rules = {});
 
 // Restores the stream in `src` into `backend`. `src` must be positioned at
 // the payload and `container` describe what read_container() found.

@@ -26,6 +26,9 @@ constexpr const char* kDescription =
     "fly. Legacy (pre-Xen 4.6) images are recognised and refused: convert them with\n"
     "streamconv first.\n"
     "\n"
+    "The same rules run inside streamrestore (and its migrate receiver) on every record\n"
+    "before it is applied: both tools give the same verdict for the same options.\n"
+    "\n"
     "Exit status: 0 the stream is valid (warnings allowed), 1 it breaks a rule,\n"
     "2 usage or I/O error.\n";
 
@@ -42,6 +45,16 @@ int main(int argc, char** argv) {
   app.add_option("--format,-f", format, "Container/stream format: auto, xl, libvirt, libxl, libxc")
       ->check(CLI::IsMember({"auto", "xl", "libvirt", "libxl", "libxc"}))
       ->capture_default_str();
+  std::string mode = "auto";
+  bool strict = false;
+  app.add_option("--mode", mode,
+                 "Which restore to judge for, as Xen: plain (xl restore, migrate-receive), remus "
+                 "(migrate-receive -r), colo (-r --colo); auto decides from the stream")
+      ->check(CLI::IsMember({"auto", "plain", "remus", "colo"}))
+      ->capture_default_str();
+  app.add_flag("--strict", strict,
+               "Rules Xen's restore path does not enforce (enforcement 'strict' in the rule table: "
+               "padding, reserved fields, octets after END...) are errors, not warnings");
   app.add_flag("-v,--verbose", verbose, "Print a summary of the stream's contents");
   app.add_flag("--json", json_out, "Print the result as one JSON document on stdout");
   app.add_flag("-q,--quiet", quiet, "Print nothing; only the exit status tells (with --json: only the document)");
@@ -53,6 +66,8 @@ int main(int argc, char** argv) {
   if (format == "libvirt") options.format = FormatHint::kLibvirt;
   if (format == "libxl") options.format = FormatHint::kLibxl;
   if (format == "libxc") options.format = FormatHint::kLibxc;
+  options.mode = *verify::parse_mode(mode);
+  options.strict = strict;
 
   cli::ProgressLine progress("streamverify", cli::ProgressLine::wanted(quiet));
   if (progress.enabled()) {

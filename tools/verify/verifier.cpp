@@ -215,11 +215,42 @@ ConfigFacts xml_facts(std::string_view xml) {
 
 class Verifier {
  public:
-  Verifier(Source& src, const VerifyOptions& options, VerifyResult& out)
+  Verifier(Source* src, const VerifyOptions& options, VerifyResult& out)
       : src_(src), options_(options), out_(out), s_(out.summary),
-        pfns_(options.pfn_tracking_cap) {}
+        pfns_(options.pfn_tracking_cap) {
+    s_.pfn_tracking_cap = pfns_.cap_bytes();
+  }
 
   void run();
+
+  // ---- the steps of a walk, for verify() and for RuleEngine
+  void check_container(const ContainerInfo& c);
+  void begin_walk(const StreamCursor& cur, PayloadKind kind);
+  void step(const StreamCursor& cur, const RecordView& rec);
+  void check_padding(const RecordView& rec);
+  void read_error(const Error& e);
+  void end_walk(const Expected<void>& fin, std::uint64_t bytes);
+  void end_walk_unread(std::uint64_t bytes);
+  const std::optional<Problem>& first_error() const { return first_error_; }
+  enum class Stop : std::uint8_t { kNo, kEnd, kFailover };
+  Stop stop() const { return stop_; }
+  template <typename F>
+  void with_source(Source* src, F&& f) {
+    Source* saved = src_;
+    src_ = src;
+    f(*this);
+    src_ = saved;
+  }
+  void legacy(const ContainerInfo& c) { legacy_payload(c); }
+  void container_failed(const Error& e) {
+    auto head = src_->peek(1);
+    if (head && head->empty()) {
+      add(R::kStream01, 0, "input", "the input is empty");
+      out_.complete = false;
+      return;
+    }
+    container_error(e);
+  }
 
  private:
   struct Loc {
@@ -232,7 +263,11 @@ class Verifier {
   void push(Problem p) {
     const RuleInfo* info = find_rule(p.rule);
     p.severity = info != nullptr ? info->severity : p.severity;
+    if (options_.strict && info != nullptr && info->enforcement == Enforcement::kStrict) {
+      p.severity = Severity::kError;
+    }
     (p.severity == Severity::kError ? out_.errors : out_.warnings)++;
+    if (p.severity == Severity::kError && !first_error_) first_error_ = p;
     if (++per_rule_[p.rule] > options_.max_problems_per_rule) {
       ++out_.suppressed[p.rule];
       return;
@@ -304,12 +339,10 @@ class Verifier {
 
   // ---- phases
   void container_error(const Error& e);
-  void check_container(const ContainerInfo& c);
   void check_xl(const ContainerInfo& c);
   void check_libvirt(const ContainerInfo& c);
   void legacy_payload(const ContainerInfo& c);
   void walk(PayloadKind kind);
-  void read_error(const Error& e);
   void check_libxl_header();
   void note_libxc_headers(const StreamCursor& cur);
   void finish_walk();
@@ -356,7 +389,8 @@ class Verifier {
     return s_.config && s_.config->guest_type && *s_.config->guest_type == type;
   }
 
-  Source& src_;
+  Source* src_;  // null under RuleEngine: the caller walks
+  std::optional<Problem> first_error_;
   const VerifyOptions& options_;
   VerifyResult& out_;
   Summary& s_;
@@ -411,14 +445,24 @@ class Verifier {
   std::uint64_t gaps_without_state_ = 0;
   bool ckpt01_reported_ = false;
   bool ckpt05_reported_ = false;
+  Stop stop_ = Stop::kNo;  // the restore ends at this record (Remus END, COLO broken channel)
+
+  // The mode decided so far: the option, or under auto what the stream and
+  // its container say (kAuto while no checkpoint was seen).
+  Mode mode() const {
+    if (options_.mode != Mode::kAuto) return options_.mode;
+    if (s_.container && s_.container->kind == ContainerKind::kLibvirt) return Mode::kPlain;
+    if (gaps_with_state_ > 0) return Mode::kColo;
+    if (gaps_without_state_ > 0) return Mode::kRemus;
+    return Mode::kAuto;
+  }
 };
 
 // ---------------------------------------------------------------------------
 
 void Verifier::run() {
-  s_.input = src_.name();
-  s_.pfn_tracking_cap = pfns_.cap_bytes();
-  auto head = src_.peek(1);
+  s_.input = src_->name();
+  auto head = src_->peek(1);
   // A decoding layer (zstd) may already fail here on a short or corrupt
   // input: that is a bad stream, not an I/O failure.
   if (!head) return container_error(head.error());
@@ -427,7 +471,7 @@ void Verifier::run() {
     out_.complete = false;
     return;
   }
-  auto c = read_container(src_, options_.format);
+  auto c = read_container(*src_, options_.format);
   if (!c) return container_error(c.error());
   s_.container = *c;
   check_container(*c);
@@ -463,7 +507,7 @@ void Verifier::container_error(const Error& e) {
       return add(R::kLibxlHdr01, e.offset, "libxl header",
                  "the input does not start with the libxl ident \"LibxlFmt\"");
     case FormatHint::kLibxc: {
-      auto head = src_.peek(12);
+      auto head = src_ != nullptr ? src_->peek(12) : Expected<Bytes>(Bytes{});
       const bool marker_ok = head && head->size() >= 8 &&
                              Fields(*head, ByteOrder::kBig, 0).u64(0) == xc::kImageMarker;
       if (marker_ok) {
@@ -589,7 +633,7 @@ void Verifier::check_libvirt(const ContainerInfo& c) {
 
 void Verifier::legacy_payload(const ContainerInfo& c) {
   out_.complete = false;
-  auto head = src_.peek(64);
+  auto head = src_ != nullptr ? src_->peek(64) : Expected<Bytes>(Bytes{});
   if (!head) return container_error(head.error());
   const bool container_says = (c.xl && !c.xl->stream_v2()) || (c.libvirt && c.libvirt->version == 1);
   if (container_says || looks_like_legacy(*head)) {
@@ -604,26 +648,45 @@ void Verifier::legacy_payload(const ContainerInfo& c) {
 }
 
 void Verifier::walk(PayloadKind kind) {
-  StreamCursor cur(src_, kind);
+  StreamCursor cur(*src_, kind);
   if (auto st = cur.start(); !st) return read_error(st.error());
-  nested_ = kind == PayloadKind::kLibxl;
-  in_libxc_ = !nested_;
-  if (nested_) {
-    s_.libxl = *cur.libxl_header();
-    check_libxl_header();
-  }
+  begin_walk(cur, kind);
   while (!cur.done()) {
     auto r = cur.next();
     note_libxc_headers(cur);
     if (!r) return read_error(r.error());
-    on_record(*r);
+    step(cur, *r);
     if (options_.progress && r->end_offset() >= next_progress_) {
-      options_.progress(r->end_offset(), src_.size_hint());
+      options_.progress(r->end_offset(), src_->size_hint());
       next_progress_ = r->end_offset() + options_.progress_interval;
+    }
+    if (stop_ != Stop::kNo) {
+      // The restore reads no further (a Remus secondary at the libxc END, a
+      // COLO secondary on a broken channel): neither does the verifier.
+      cur.release();
+      return end_walk_unread(src_->position());
     }
   }
   auto fin = cur.finish();
-  s_.bytes = src_.position();
+  end_walk(fin, src_->position());
+}
+
+void Verifier::begin_walk(const StreamCursor& cur, PayloadKind kind) {
+  nested_ = kind == PayloadKind::kLibxl;
+  in_libxc_ = !nested_;
+  if (nested_ && cur.libxl_header()) {
+    s_.libxl = *cur.libxl_header();
+    check_libxl_header();
+  }
+}
+
+void Verifier::step(const StreamCursor& cur, const RecordView& rec) {
+  note_libxc_headers(cur);
+  on_record(rec);
+}
+
+void Verifier::end_walk(const Expected<void>& fin, std::uint64_t bytes) {
+  s_.bytes = bytes;
   if (!fin) {
     const Error& e = fin.error();
     if (e.code == ErrorCode::kIo || e.code == ErrorCode::kUsage) return fail(e);
@@ -640,6 +703,11 @@ void Verifier::walk(PayloadKind kind) {
   finish_walk();
 }
 
+void Verifier::end_walk_unread(std::uint64_t bytes) {
+  s_.bytes = bytes;
+  finish_walk();
+}
+
 void Verifier::read_error(const Error& e) {
   s_.bytes = e.offset;
   if (e.code == ErrorCode::kIo || e.code == ErrorCode::kUsage) return fail(e);
@@ -652,6 +720,15 @@ void Verifier::read_error(const Error& e) {
     return "record #" + std::to_string(e.record_index.value_or(0)) + " " +
            record_display_name(in_libxc_ ? Layer::kLibxc : Layer::kLibxl, e.record_type.value_or(0));
   };
+  if (e.code == ErrorCode::kLimit && committed_ > 0) {
+    // Xen's read_record() fails on it; after a checkpoint that is a broken
+    // channel: it fails over to the last one (restore()'s remus_failover).
+    add(R::kLibxcCkpt03, e.offset, record_where(),
+        strip(e.message) + ": after checkpoint " + std::to_string(committed_) +
+            " Xen's read fails and it fails over to that checkpoint");
+    finish_walk();
+    return;
+  }
   if (e.code == ErrorCode::kLimit) {
     out_.complete = false;
     return add(in_libxc_ ? R::kLibxcRec01 : R::kLibxlRec01, e.offset, record_where(),
@@ -805,6 +882,17 @@ void Verifier::finish_walk() {
 
 void Verifier::on_record(const RecordView& rec) {
   ++s_.records;
+  // A view pulled as a head (PAGE_DATA under streamrestore) has its padding
+  // checked by check_padding() once the body is whole.
+  if (rec.complete()) check_padding(rec);
+  if (rec.layer == Layer::kLibxl) {
+    on_libxl(rec);
+  } else {
+    on_libxc(rec);
+  }
+}
+
+void Verifier::check_padding(const RecordView& rec) {
   for (std::size_t i = 0; i < rec.padding.size(); ++i) {
     if (rec.padding[i] != std::byte{0}) {
       Problem p = rec_problem(rec, rec.body_offset() + rec.length + i,
@@ -814,11 +902,6 @@ void Verifier::on_record(const RecordView& rec) {
       push(std::move(p));
       break;
     }
-  }
-  if (rec.layer == Layer::kLibxl) {
-    on_libxl(rec);
-  } else {
-    on_libxc(rec);
   }
 }
 
@@ -875,6 +958,13 @@ void Verifier::on_libxl(const RecordView& rec) {
       state_in_gap_ = false;
       return;
     case xl::RecordType::kCheckpointState: {
+      if (mode() == Mode::kRemus || mode() == Mode::kPlain) {
+        add_record(R::kLibxlCkpt05, rec,
+                   std::string("CHECKPOINT_STATE in a stream restored as ") +
+                       (mode() == Mode::kRemus ? "a Remus secondary" : "a plain restore") +
+                       ": Xen does not read one there (its libxc reader takes it for a libxc record)");
+        return;
+      }
       if (!after_checkpoint_end) {
         add_record(R::kLibxlCkpt03, rec,
                 "CHECKPOINT_STATE where Xen does not wait for one (only right after "
@@ -888,6 +978,16 @@ void Verifier::on_libxl(const RecordView& rec) {
         return;
       }
       const std::uint32_t id = rec.fields().u32(0);
+      const bool colo = options_.mode == Mode::kColo || (options_.mode == Mode::kAuto && mode() != Mode::kRemus);
+      if ((id & 0x80000000u) != 0 && after_checkpoint_end && colo && committed_ > 0) {
+        // libxl hands the id on as a return code: a negative one reads as
+        // "reading data fails", a broken channel, and COLO fails over.
+        add_record(R::kLibxcCkpt03, rec,
+                   "CHECKPOINT_STATE id " + hex(id) + " has bit 31 set: a COLO secondary takes it "
+                   "for a broken channel and fails over to checkpoint " + std::to_string(committed_));
+        stop_ = Stop::kFailover;
+        return;
+      }
       if (id != xl::kCheckpointNew) {
         const char* names[] = {"CHECKPOINT_NEW", "CHECKPOINT_SVM_SUSPENDED", "CHECKPOINT_SVM_READY",
                                "CHECKPOINT_SVM_RESUMED"};
@@ -1042,7 +1142,14 @@ void Verifier::on_libxc(const RecordView& rec) {
   if (gap_open_) {
     gap_open_ = false;
     (state_in_gap_ ? gaps_with_state_ : gaps_without_state_)++;
-    if (gaps_with_state_ > 0 && gaps_without_state_ > 0 && !ckpt05_reported_) {
+    if (options_.mode == Mode::kColo && !state_in_gap_ && !ckpt05_reported_) {
+      ckpt05_reported_ = true;
+      add_record(R::kLibxlCkpt05, rec,
+                 "checkpoint " + std::to_string(committed_) + "'s CHECKPOINT_END is not followed by a "
+                 "CHECKPOINT_STATE(NEW): a COLO secondary reads this record as one");
+    }
+    if (options_.mode == Mode::kAuto && gaps_with_state_ > 0 && gaps_without_state_ > 0 &&
+        !ckpt05_reported_) {
       ckpt05_reported_ = true;
       add_record(R::kLibxlCkpt05, rec,
               std::string("checkpoint ") + std::to_string(committed_ + 1) +
@@ -1095,6 +1202,7 @@ void Verifier::on_libxc(const RecordView& rec) {
         if (is_pv_) pv_completion(rec);
       }
       if (nested_) in_libxc_ = false;
+      if (nested_ && options_.mode == Mode::kRemus) stop_ = Stop::kEnd;  // Xen's Remus secondary stops here
       return;
     case xc::RecordType::kPageData:
       return on_page_data(rec);
@@ -1647,13 +1755,15 @@ void Verifier::on_checkpoint(const RecordView& rec) {
   if (rec.length != 0) {
     add_record(R::kLibxcRec09, rec, "body_length is " + std::to_string(rec.length) + ", expected 0");
   }
-  const ContainerKind kind = s_.container ? s_.container->kind : ContainerKind::kNone;
-  if (kind != ContainerKind::kNone && !ckpt01_reported_) {
+  if (mode() == Mode::kPlain && !ckpt01_reported_) {
     ckpt01_reported_ = true;
+    const ContainerKind kind = s_.container ? s_.container->kind : ContainerKind::kNone;
     add_record(R::kLibxcCkpt01, rec,
-            "a CHECKPOINT in an " + std::string(container_name(kind)) +
-                " save file: restoring a saved file is a plain restore (Xen: \"Found checkpoint in "
-                "non-checkpointed stream\")");
+               std::string("a CHECKPOINT in a plain restore") +
+                   (options_.mode == Mode::kAuto && kind == ContainerKind::kLibvirt
+                        ? " (a libvirt save file is restored plain)"
+                        : "") +
+                   " (Xen: \"Found checkpoint in non-checkpointed stream\")");
   }
   period_checks(rec, checkpoints_ == 0);
   if (checkpoints_ == 0 && is_pv_) pv_completion(rec);
@@ -1731,9 +1841,81 @@ void Verifier::pv_completion(const RecordView& rec) {
 
 VerifyResult verify(Source& src, const VerifyOptions& options) {
   VerifyResult result;
-  Verifier(src, options, result).run();
+  Verifier(&src, options, result).run();
   return result;
 }
+
+struct RuleEngine::Impl {
+  explicit Impl(VerifyOptions o) : options(std::move(o)), verifier(nullptr, options, result) {}
+  VerifyOptions options;
+  VerifyResult result;
+  Verifier verifier;
+};
+
+RuleEngine::RuleEngine(VerifyOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+RuleEngine::~RuleEngine() = default;
+
+void RuleEngine::container(const ContainerInfo& c, Source* src) {
+  impl_->result.summary.container = c;
+  impl_->verifier.with_source(src, [&](Verifier& v) {
+    v.check_container(c);
+    if (c.payload == PayloadKind::kLegacy) v.legacy(c);
+  });
+}
+
+void RuleEngine::container_failed(Source& src, const Error& e) {
+  impl_->verifier.with_source(&src, [&](Verifier& v) { v.container_failed(e); });
+}
+
+void RuleEngine::started(const StreamCursor& cur, PayloadKind kind) {
+  impl_->verifier.begin_walk(cur, kind);
+}
+
+bool RuleEngine::record(const StreamCursor& cur, const RecordView& rec) {
+  impl_->verifier.step(cur, rec);
+  return impl_->result.errors > 0;
+}
+
+bool RuleEngine::padding(const RecordView& rec) {
+  impl_->verifier.check_padding(rec);
+  return impl_->result.errors > 0;
+}
+
+void RuleEngine::read_error(const Error& e) { impl_->verifier.read_error(e); }
+
+bool RuleEngine::end(const Expected<void>& trailing, std::uint64_t bytes) {
+  impl_->verifier.end_walk(trailing, bytes);
+  return impl_->result.errors > 0;
+}
+
+bool RuleEngine::end(std::uint64_t bytes) {
+  impl_->verifier.end_walk_unread(bytes);
+  return impl_->result.errors > 0;
+}
+
+bool RuleEngine::broken() const { return impl_->result.errors > 0; }
+bool RuleEngine::ends_here() const { return impl_->verifier.stop() == Verifier::Stop::kEnd; }
+bool RuleEngine::fails_over_here() const { return impl_->verifier.stop() == Verifier::Stop::kFailover; }
+
+std::string_view mode_name(Mode m) {
+  switch (m) {
+    case Mode::kAuto: return "auto";
+    case Mode::kPlain: return "plain";
+    case Mode::kRemus: return "remus";
+    case Mode::kColo: return "colo";
+  }
+  return "auto";
+}
+
+std::optional<Mode> parse_mode(std::string_view s) {
+  for (Mode m : {Mode::kAuto, Mode::kPlain, Mode::kRemus, Mode::kColo}) {
+    if (mode_name(m) == s) return m;
+  }
+  return std::nullopt;
+}
+const std::optional<Problem>& RuleEngine::first_error() const { return impl_->verifier.first_error(); }
+const VerifyResult& RuleEngine::result() const { return impl_->result; }
+std::size_t RuleEngine::problem_count() const { return impl_->result.problems.size(); }
 
 VerifyResult verify_path(const std::string& path, const VerifyOptions& options) {
   auto in = codecs::open_input(path);

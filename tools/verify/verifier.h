@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -26,12 +27,27 @@
 #include <xenstream/libstream/error.h>
 #include <xenstream/libstream/headers.h>
 #include <xenstream/libstream/source.h>
+#include <xenstream/libstream/stream_cursor.h>
 #include "tools/verify/rules.h"
 
 namespace xenstream::verify {
 
+// Which restore the stream is judged for, as in Xen (spec/verify-rules.md
+// "Modes"): a plain restore (xl restore, migrate-receive), a Remus
+// secondary (migrate-receive -r) or a COLO secondary (-r --colo). Auto:
+// decided from the stream (no CHECKPOINT: plain; CHECKPOINT_STATE after the
+// first CHECKPOINT_END: COLO, else Remus), except that a libvirt save file
+// is always a plain restore.
+enum class Mode : std::uint8_t { kAuto, kPlain, kRemus, kColo };
+std::string_view mode_name(Mode m);  // "auto", "plain", "remus", "colo"
+std::optional<Mode> parse_mode(std::string_view s);
+
 struct VerifyOptions {
   FormatHint format = FormatHint::kAuto;
+  Mode mode = Mode::kAuto;
+  // Rules Xen's restore path does not enforce (enforcement "strict" in the
+  // rule table) become errors.
+  bool strict = false;
   // Memory for tracking which pfns were sent (PfnTracker); beyond it the
   // duplicate count is a lower bound and the summary says so.
   std::size_t pfn_tracking_cap = 32u << 20;
@@ -166,6 +182,60 @@ VerifyResult verify(Source& src, const VerifyOptions& options = {});
 // Opens `path` ("-" = stdin; zstd decoded transparently) and verifies it.
 // A file that cannot be opened gives a result with `failure` set.
 VerifyResult verify_path(const std::string& path, const VerifyOptions& options = {});
+
+// The rules as a library for any reader of a stream (streamrestore, the
+// migration receiver, streamconv's self-check): the caller walks the stream
+// with its own StreamCursor and feeds the engine what it meets, in order,
+// before acting on it. The engine keeps no view past the call and copies no
+// page body; it reports exactly the problems verify() reports for the same
+// octets (verify() is this engine over a plain walk).
+//
+//   container(c)          after read_container()
+//   started(cur, kind)    after cur.start()
+//   record(cur, rec)      each record, whole, or for PAGE_DATA a head that
+//                         holds at least the count and all the entries (then
+//                         padding(rec) once the body is whole)
+//   read_error(e)         the cursor failed (truncated, framing)
+//   end(trailing, bytes)  after the outermost END (cursor.finish()'s result),
+//   end(bytes)            or without reading what follows END
+// Every step returns / broken() says whether an error-severity rule has
+// broken so far; first_error() is the first one.
+class RuleEngine {
+ public:
+  explicit RuleEngine(VerifyOptions options = {});
+  ~RuleEngine();
+  RuleEngine(const RuleEngine&) = delete;
+  RuleEngine& operator=(const RuleEngine&) = delete;
+
+  // `src` (positioned at the payload) is only peeked at, to tell a legacy
+  // image from unknown data; without it a legacy payload reads as unknown.
+  void container(const ContainerInfo& c, Source* src = nullptr);
+  // read_container() failed on `src` (positioned where it started): the
+  // problem verify() reports for it (empty input, bad magic, truncation...).
+  void container_failed(Source& src, const Error& e);
+  void started(const StreamCursor& cur, PayloadKind kind);
+  bool record(const StreamCursor& cur, const RecordView& rec);
+  bool padding(const RecordView& rec);
+  void read_error(const Error& e);
+  bool end(const Expected<void>& trailing, std::uint64_t bytes);
+  bool end(std::uint64_t bytes);
+
+  bool broken() const;
+  // The restore ends at the record just fed without reading on: a Remus
+  // secondary stops at the libxc END (ends_here), a COLO secondary reads a
+  // CHECKPOINT_STATE with bit 31 set as a broken channel (fails_over_here:
+  // a failover to the last checkpoint, as when the stream stops).
+  bool ends_here() const;
+  bool fails_over_here() const;
+  const std::optional<Problem>& first_error() const;
+  // Problems listed so far (result().problems), stream order.
+  std::size_t problem_count() const;
+  const VerifyResult& result() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 // True when `head` (the first octets of a payload) looks like a legacy
 // (pre-4.6) image per spec/legacy.md §12.
