@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "fuzz/common/walk.h"
-#include "libstream/fields.h"
+#include <xenstream/libstream/fields.h>
 #include "tools/restore/journal.h"
 
 namespace {

@@ -15,7 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "libstream/source.h"
+#include <xenstream/libstream/source.h>
 #include "tests/restore/stream_builder.h"
 #include "tests/verify/corpus.h"
 #include "tools/verify/verifier.h"
