@@ -128,6 +128,8 @@ for t in verify/streamverify restore/streamrestore save/streamsave convert/strea
     [ -x "$BUILD/tools/$t" ] || die "$BUILD/tools/$t not built"
     put_with_libs "$DOM0" "$BUILD/tools/$t" "xs/bin/${t#*/}"
 done
+[ -x "$BUILD/tests/xenhost/mutate" ] || die "$BUILD/tests/xenhost/mutate not built"
+put_with_libs "$DOM0" "$BUILD/tests/xenhost/mutate" xs/bin/mutate
 put_with_libs "$DOM0" "$(command -v zstd)" xs/bin/zstd
 
 # Kernel modules: the closure of what dom0 needs, in load order, then depmod.

@@ -83,6 +83,10 @@ EOF
 }
 
 phase start
+# The PV guest runs dom0's kernel binary (no KASLR for PV): the address of its
+# linux_banner is dom0's. Root reads kallsyms anyway; kptr_restrict 0 makes sure.
+echo 0 >/proc/sys/kernel/kptr_restrict 2>/dev/null
+result dom0.linux_banner "$(awk '$3 == "linux_banner" { print $1 }' /proc/kallsyms)"
 xl info | grep -E '^(xen_version|xen_caps|virt_caps|total_memory|free_memory)' >"$OUT/xl-info.txt"
 cat /etc/xenhost-versions >"$OUT/versions.txt"
 write_configs
@@ -241,6 +245,30 @@ for t in pvh hvm; do
     result "$t.remus_receiver_says" "$(tail -n1 "$WORK/$t-remus-receiver.log" 2>/dev/null)"
     keep_dir "$t-remus"
 done
+
+# ---- 4. Xen judges the verifier's rules ----------------------------------------
+# mutate (tests/xenhost/mutate.cpp) writes one copy of the real PV image per
+# case, each breaking one rule of spec/verify-rules.md; xl restore -p says
+# whether Xen takes it (a restored domain is destroyed right away). The host
+# makes the same copies from the same image and runs streamverify and
+# streamrestore on them (check.sh judge).
+if [ -s "$IMG/pv.save" ]; then
+    phase judge
+    J=$OUT/judge
+    mkdir -p "$J"
+    : >"$J/verdicts.txt"
+    mutate --list | cut -f1 >"$J/cases.txt"
+    while read -r name; do
+        if ! mutate "$IMG/pv.save" "$name" "$WORK/judge.save" >"$J/$name.log" 2>&1; then
+            echo "$name mutate-failed" >>"$J/verdicts.txt"
+            continue
+        fi
+        timeout 120 xl restore -p "$WORK/judge.save" </dev/null >"$J/$name.log" 2>&1
+        echo "$name $?" >>"$J/verdicts.txt"
+        for d in $(xl list | awk 'NR > 2 { print $1 }'); do xl destroy "$d"; done
+    done <"$J/cases.txt"
+    rm -f "$WORK/judge.save"
+fi
 
 # ---- 5. a hook: Xen's verdict on candidate streams ---------------------------
 # mkimage.sh packs XENHOST_CANDIDATES (a directory of streams, and optionally
