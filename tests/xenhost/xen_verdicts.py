@@ -6,8 +6,8 @@ Usage: xen_verdicts.py BUILD_DIR > spec/xen-verdicts.md
 Reads BUILD_DIR/tests/xenhost/out/judge: verdicts.txt (dom0: case, xl
 restore's exit status), host.txt (written by `check.sh BUILD_DIR judge pv`:
 case, xl's status, streamverify's, streamverify --strict's, streamrestore's)
-and CASE.log (xl restore's output, of which the last line that names an
-error is quoted), and the case descriptions from `mutate --list`.
+and CASE.log (xl restore's output, of which the first error line, the
+cause, is quoted), and the case descriptions from `mutate --list`.
 """
 import os
 import re
@@ -15,14 +15,17 @@ import subprocess
 import sys
 
 
-def last_error(path):
+def first_error(path):
+    """The line that names the cause: libxc's first error, else libxl's first,
+    else xl's last line (the later libxl lines are about tearing down)."""
     try:
         with open(path, errors="replace") as f:
             lines = [l.strip() for l in f if l.strip()]
     except OSError:
         return "(no log)"
-    errs = [l for l in lines if re.search(r"error|fail|invalid|refus|unable|cannot|not ", l, re.I)]
-    line = (errs or lines or [""])[-1]
+    xc = [l for l in lines if l.startswith("xc: error:")]
+    xl = [l for l in lines if l.startswith("libxl: error:")]
+    line = (xc or xl or [l for l in lines[-1:]] or [""])[0]
     # libxl's prefix ("libxl: error: libxl_stream_read.c:NNN:fn: Domain N:") tells little.
     line = re.sub(r"^(libxl|xc): error: ", "", line)
     return line.replace("|", "\\|")[:200]
@@ -57,14 +60,16 @@ def main():
               "streamverify and streamrestore accept exactly what Xen accepts, and that\n"
               "`streamverify --strict` rejects every case Xen accepts whose rule is not one\n"
               "Xen itself treats as a warning (see spec/verify-rules.md, strict rules).\n\n")
-    out.write("| case | mutation | xl restore | xl's last error line | streamverify | --strict | streamrestore |\n")
+    out.write("| case | mutation | xl restore | xl's first error line | streamverify | --strict | streamrestore |\n")
     out.write("|---|---|---|---|---|---|---|\n")
     for name, xen, v, s, r in rows:
-        err = "" if xen == "0" else last_error(os.path.join(judge, name + ".log"))
-        out.write(f"| `{name}` | {what.get(name, '?')} | {verdict(xen, 'restored', 'refused')} | {err} "
+        desc = what.get(name, "?").replace("|", "\\|")
+        err = "" if xen == "0" else first_error(os.path.join(judge, name + ".log"))
+        out.write(f"| `{name}` | {desc} | {verdict(xen, 'restored', 'refused')} | {err} "
                   f"| {verdict(v)} | {verdict(s)} | {verdict(r, 'restored', 'refused')} |\n")
     agree = sum(1 for _, xen, v, _, r in rows if (xen == "0") == (v == "0") == (r == "0"))
-    out.write(f"\n{agree} of {len(rows)} cases: streamverify and streamrestore agree with Xen.\n")
+    out.write(f"\n{len(rows)} of the {len(what)} cases of `mutate --list` were judged in this run; "
+              f"in {agree} of them streamverify and streamrestore agree with Xen.\n")
 
 
 if __name__ == "__main__":
