@@ -128,6 +128,8 @@ for t in verify/streamverify restore/streamrestore save/streamsave convert/strea
     [ -x "$BUILD/tools/$t" ] || die "$BUILD/tools/$t not built"
     put_with_libs "$DOM0" "$BUILD/tools/$t" "xs/bin/${t#*/}"
 done
+[ -x "$BUILD/tests/xenhost/mutate" ] || die "$BUILD/tests/xenhost/mutate not built"
+put_with_libs "$DOM0" "$BUILD/tests/xenhost/mutate" xs/bin/mutate
 put_with_libs "$DOM0" "$(command -v zstd)" xs/bin/zstd
 
 # Kernel modules: the closure of what dom0 needs, in load order, then depmod.
@@ -183,6 +185,8 @@ if [ -n "${XENHOST_CANDIDATES:-}" ]; then
     [ -d "$XENHOST_CANDIDATES" ] || die "XENHOST_CANDIDATES=$XENHOST_CANDIDATES is not a directory"
     cp -r "$XENHOST_CANDIDATES" "$DOM0/candidates"
 fi
+# XENHOST_JUDGE_ALL=1: dom0 judges every mutated case, not CI's subset.
+if [ "${XENHOST_JUDGE_ALL:-0}" = 1 ]; then touch "$DOM0/etc/xenhost-judge-all"; fi
 pack "$DOM0" "$OUT/dom0.cpio.gz"
 rm -rf -- "$DOM0" "$DOMU"
 echo "xenhost-mkimage: $(du -h "$OUT/dom0.cpio.gz" | cut -f1) dom0.cpio.gz, $(du -h "$OUT/domu.cpio.gz" | cut -f1) domu.cpio.gz, kernel $KVER" >&2
