@@ -10,8 +10,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "fuzz/common/walk.h"
 #include "tools/migrate/xl_migrate.h"
@@ -19,6 +21,28 @@
 namespace {
 
 using namespace xenstream;
+
+// The message without the input it echoes: text in quotes, which
+// printable() writes with every quote character inside escaped. A quote
+// that follows a letter or digit is an apostrophe ("the sender's"), not one.
+std::string without_echoes(const std::string& m) {
+  std::string out;
+  char quote = 0;
+  for (std::size_t i = 0; i < m.size(); ++i) {
+    const char c = m[i];
+    if (quote != 0) {
+      if (c == quote) quote = 0;
+      continue;
+    }
+    const bool after_word = i > 0 && std::isalnum(static_cast<unsigned char>(m[i - 1])) != 0;
+    if ((c == '\'' || c == '"') && !after_word) {
+      quote = c;
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
 
 int dev_null() {
   static const int fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
@@ -55,7 +79,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (!rep) {
     FUZZ_CHECK(rep.error().offset <= stream.size(), rep.error().describe());
     FUZZ_CHECK(!rep.error().message.empty(), "empty message");
-    FUZZ_CHECK(rep.error().message.find("0x0x") == std::string::npos, rep.error().message);
+    FUZZ_CHECK(without_echoes(rep.error().message).find("0x0x") == std::string::npos, rep.error().message);
     return 0;
   }
   FUZZ_CHECK(restored, "an outcome without a restore");

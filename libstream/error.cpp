@@ -23,6 +23,27 @@ std::string hex(std::uint64_t value) {
   return buf;
 }
 
+std::string printable(std::string_view octets) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(octets.size());
+  for (const char c : octets) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u == '\n') {
+      out += "\\n";
+    } else if (u == 0) {
+      out += "\\0";
+    } else if (u >= 0x20 && u < 0x7F && u != '\\' && u != '\'' && u != '"') {
+      out += c;
+    } else {
+      out += "\\x";
+      out += kDigits[u >> 4];
+      out += kDigits[u & 15];
+    }
+  }
+  return out;
+}
+
 Error&& Error::with_context(std::string_view context) && {
   with_context(context);
   return std::move(*this);

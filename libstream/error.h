@@ -60,6 +60,13 @@ Error io_error(std::string_view what, int errno_value);
 // Formats a value as 0x-prefixed lowercase hex.
 std::string hex(std::uint64_t value);
 
+// Shows octets taken from the input inside a message, safely and without
+// ambiguity: printable ASCII stays as it is; newline and NUL become \n and
+// \0; every other octet, and the backslash and both quote characters, become
+// \xNN. Text between quotes in a message therefore never contains a bare
+// quote, so a reader (or a fuzz invariant) can tell echoed input from ours.
+std::string printable(std::string_view octets);
+
 // Minimal std::expected stand-in (C++20 has none). Holds a T or an Error.
 template <typename T>
 class [[nodiscard]] Expected {

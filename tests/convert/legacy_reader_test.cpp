@@ -258,7 +258,7 @@ TEST(LegacyReader, TailErrors) {
     const Error e = walk_error(b.bytes(), kHvm64);
     EXPECT_EQ(e.offset, 0x30u);
     EXPECT_EQ(e.message,
-              "unknown qemu record signature 'NotAQemuRecord\\x0a\\x01xxxxx' at 0x30 (expected "
+              "unknown qemu record signature 'NotAQemuRecord\\n\\x01xxxxx' at 0x30 (expected "
               "DeviceModelRecord0002, RemusDeviceModelState or QemuDeviceModelRecord)");
   }
   {

@@ -57,22 +57,8 @@ std::uint32_t le32(const std::byte* p) {
          static_cast<std::uint32_t>(p[2]) << 16 | static_cast<std::uint32_t>(p[3]) << 24;
 }
 
-// Printable form of octets that should have been a signature or block id.
-std::string printable(Bytes b) {
-  std::string out;
-  for (std::byte c : b) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u >= 0x20 && u < 0x7F && u != '\\' && u != '\'') {
-      out += static_cast<char>(u);
-    } else {
-      static const char kDigits[] = "0123456789abcdef";
-      out += "\\x";
-      out += kDigits[u >> 4];
-      out += kDigits[u & 15];
-    }
-  }
-  return out;
-}
+// Octets that should have been a signature or block id, shown in a message.
+std::string echoed(Bytes b) { return printable({reinterpret_cast<const char*>(b.data()), b.size()}); }
 
 Error malformed(std::uint64_t at, std::string message) {
   return make_error(ErrorCode::kMalformed, at, std::move(message));
@@ -341,7 +327,7 @@ Expected<LegacyEvent> LegacyReader::read_ext_block() {
   ext_used_ += 8 + std::uint64_t{size};
   ev.value = size;
   const std::string_view id = ev.block_id();
-  const std::string shown = "'" + printable(head->first(4)) + "'";
+  const std::string shown = "'" + echoed(head->first(4)) + "'";
 
   if (id == "vcpu") {
     if (size != lg::kVcpuContextSize32 && size != lg::kVcpuContextSize64) {
@@ -639,7 +625,7 @@ Expected<LegacyEvent> LegacyReader::read_qemu_signature() {
   } else if (text == lg::kQemuSigRemus) {
     ev.qemu = QemuKind::kRemus;
   } else {
-    return malformed(at, "unknown qemu record signature '" + printable(sig->first(lg::kQemuSignatureSize)) +
+    return malformed(at, "unknown qemu record signature '" + echoed(sig->first(lg::kQemuSignatureSize)) +
                              "' at " + hex(at) +
                              " (expected DeviceModelRecord0002, RemusDeviceModelState or QemuDeviceModelRecord)");
   }

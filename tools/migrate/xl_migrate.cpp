@@ -19,17 +19,6 @@ namespace {
 
 Error malformed(std::uint64_t off, std::string m) { return make_error(ErrorCode::kMalformed, off, std::move(m)); }
 
-std::string printable(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '\n') out += "\\n";
-    else if (c == '\0') out += "\\0";
-    else if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) > 0x7e) out += '?';
-    else out += c;
-  }
-  return out;
-}
-
 // Reads exactly want.size() octets from `src` and compares them.
 Expected<void> expect_from_source(Source& src, std::string_view want, std::string_view what) {
   const std::uint64_t at = src.position();
