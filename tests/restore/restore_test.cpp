@@ -148,13 +148,15 @@ TEST_F(RestoreTest, PageTypesAreKeptForEveryPfn) {
   StreamSpec s;
   s.hvm = false;
   PartSpec p;
-  p.pages = {{0, 1}, {1, 2, 1}, {2, 3, 0xC}, {3, 0, 0xF}, {4, 0, 0xE}, {5, 4, 4}, {6, 0, 0xD}};
-  // Contexts the rules accept (cr3, start_info and GDT frames name pfn 0),
-  // told apart by their first octet.
-  p.vcpu_basic[0] = std::vector<std::byte>(xc::kVcpuBasicSize64, std::byte{0});
-  p.vcpu_basic[0].front() = std::byte{3};
-  p.vcpu_basic[1] = std::vector<std::byte>(xc::kVcpuBasicSize64, std::byte{0});
-  p.vcpu_basic[1].front() = std::byte{4};
+  // The page tables are empty (seed 0): no entry refers beyond the p2m.
+  p.pages = {{0, 1}, {1, 0, 1}, {2, 0, 0xC}, {3, 0, 0xF}, {4, 0, 0xE}, {5, 0, 4}, {6, 0, 0xD}};
+  // Contexts the rules accept (start_info pfn 0, a NOTAB page; cr3 pfn 2,
+  // the pinned L4; no GDT frames), told apart by their first octet.
+  for (std::uint32_t v : {0u, 1u}) {
+    p.vcpu_basic[v] = std::vector<std::byte>(xc::kVcpuBasicSize64, std::byte{0});
+    p.vcpu_basic[v].front() = std::byte{static_cast<unsigned char>(3 + v)};
+    p.vcpu_basic[v][5008 + 1] = std::byte{0x20};  // ctrlreg[3] = 2 << 12
+  }
   p.shared_info = std::vector<std::byte>(4096, std::byte{9});
   s.parts.push_back(p);
   const BuiltStream b = build_stream(s);

@@ -111,7 +111,9 @@ BuiltStream build_stream(const StreamSpec& spec) {
   if (!spec.hvm) rec(w.append_x86_pv_info(8, 4));
   rec(w.append(xc::RecordType::kStaticDataEnd));
   if (!spec.hvm) {
-    const std::vector<std::uint64_t> frames = {7};
+    // The one frame is pfn 0: a PV stream must send it as a NOTAB page
+    // (LIBXC-P2M-06).
+    const std::vector<std::uint64_t> frames = {0};
     rec(w.append_p2m_frames(0, 511, frames));
   }
   DomainModel model;

@@ -217,7 +217,12 @@ Buf page_data(const std::vector<std::uint64_t>& entries) {
   for (std::uint64_t e : entries) put64(b, e);
   for (std::uint64_t e : entries) {
     const unsigned type = static_cast<unsigned>(e >> 60);
-    if (type < 5 || (type > 8 && type < 0xD)) {
+    if ((type & 7) >= 1 && (type & 7) <= 4 && type < 0xD) {
+      // A page table: one present entry, referring to its own pfn (inside
+      // every p2m here); the rest not present (LIBXC-PAGE-11).
+      put64(b, ((e & 0x000fffffffffffffull) << 12) | 0x63);
+      for (int i = 1; i < 512; ++i) put64(b, 0);
+    } else if (type < 5 || (type > 8 && type < 0xD)) {
       for (int i = 0; i < 4096; ++i) put8(b, static_cast<std::uint8_t>(e * 31 + i));
     }
   }
@@ -1057,6 +1062,13 @@ std::vector<Case> build() {
         "LIBXC-PAGE-08");
   b.add("libxc-page-09-beyond-max-pfn", with_body(pv_stream(), X, t::kPage, page_data({0, 1, 2, 3, 0x200})),
         "LIBXC-PAGE-09");
+  {
+    // pv_stream()'s pd0 with its L1 table (pfn 5, the sixth data page)
+    // mapping pfn 0x200, one beyond max_pfn 0x1ff.
+    Buf pd = page_data({0, 1, 2, 3, (0xCull << 60) | 4, (0x1ull << 60) | 5, 6, kXtab | 7});
+    set64(pd, 8 + 8 * 8 + 5 * 4096 + 8 * 7, (0x200ull << 12) | 0x67);
+    b.add("libxc-page-11-pte-beyond-max-pfn", with_body(pv_stream(), X, t::kPage, pd), "LIBXC-PAGE-11");
+  }
   b.add("libxc-page-10-page-table-in-hvm",
         with_body(hvm_stream(), X, t::kPage, page_data({0, (1ull << 60) | 0x30})), "LIBXC-PAGE-10");
 
@@ -1082,6 +1094,15 @@ std::vector<Case> build() {
         "LIBXC-P2M-03");
   b.add("libxc-p2m-04-frame-beyond", with_body(pv_stream(), X, t::kP2m, p2m_frames(0, 0x1ff, {0x300})),
         "LIBXC-P2M-04");
+  {
+    // max_pfn 0x3ff needs frame indices 0 and 1; the only record gives index 1.
+    Stream s = with_body(pv_stream(), X, t::kP2m, p2m_frames(0x200, 0x3ff, {6}));
+    b.add("libxc-p2m-05-frame-missing", s, "LIBXC-P2M-05");
+  }
+  b.add("libxc-p2m-06-frame-l4", with_body(pv_stream(), X, t::kP2m, p2m_frames(0, 0x1ff, {4})),
+        "LIBXC-P2M-06");
+  b.add("libxc-p2m-06-frame-unpopulated",
+        with_body(pv_stream(), X, t::kP2m, p2m_frames(0, 0x1ff, {0x100})), "LIBXC-P2M-06");
 
   // ---- vcpu records
   b.add("libxc-vcpu-01-short", with_body(pv_stream(), X, t::kExt, Buf(4)), "LIBXC-VCPU-01");
@@ -1127,6 +1148,31 @@ std::vector<Case> build() {
         "LIBXC-VCPU-12");
   b.add("libxc-vcpu-13-cr3-beyond", with_body(pv_stream(), X, t::kBasic, vcpu_basic64(0, 2, 0x300, 1, 3)),
         "LIBXC-VCPU-13");
+  // pv_stream(): pfns 0-3 and 6 NOTAB, 4 a pinned L4, 5 an L1, 7 XTAB, 0x100 never sent.
+  b.add("libxc-vcpu-14-start-info-l1", with_body(pv_stream(), X, t::kBasic, vcpu_basic64(0, 5, 4, 1, 3)),
+        "LIBXC-VCPU-14");
+  b.add("libxc-vcpu-14-start-info-unpopulated",
+        with_body(pv_stream(), X, t::kBasic, vcpu_basic64(0, 0x100, 4, 1, 3)), "LIBXC-VCPU-14");
+  b.add("libxc-vcpu-15-gdt-frame-l4", with_body(pv_stream(), X, t::kBasic, vcpu_basic64(0, 2, 4, 1, 4)),
+        "LIBXC-VCPU-15");
+  {
+    Buf basic = vcpu_basic64(0, 2, 4, 600, 3);  // two GDT frames: pfn 3, then pfn 7 (XTAB)
+    set64(basic, 8 + 4832 + 8, 7);
+    b.add("libxc-vcpu-15-gdt-frame-xtab", with_body(pv_stream(), X, t::kBasic, basic), "LIBXC-VCPU-15");
+  }
+  b.add("libxc-vcpu-16-cr3-notab", with_body(pv_stream(), X, t::kBasic, vcpu_basic64(0, 2, 3, 1, 3)),
+        "LIBXC-VCPU-16");
+  b.add("libxc-vcpu-16-cr3-l1", with_body(pv_stream(), X, t::kBasic, vcpu_basic64(0, 2, 5, 1, 3)),
+        "LIBXC-VCPU-16");
+  b.add("libxc-vcpu-16-cr3-xtab", with_body(pv_stream(), X, t::kBasic, vcpu_basic64(0, 2, 7, 1, 3)),
+        "LIBXC-VCPU-16");
+  {
+    Buf basic = vcpu_basic64(0, 2, 4, 1, 3);
+    set64(basic, 8 + 4992, (0x3ull << 12) | 1);  // user cr3 (ctrlreg[1]) in use: a NOTAB page
+    b.add("libxc-vcpu-16-user-cr3-notab", with_body(pv_stream(), X, t::kBasic, basic), "LIBXC-VCPU-16");
+  }
+  b.add("libxc-vcpu-16-pv32-cr3-notab", with_body(pv32_stream(), X, t::kBasic, vcpu_basic32(0, 2, 6)),
+        "LIBXC-VCPU-16");
 
   // ---- other libxc records
   b.add("libxc-sinfo-01-size", with_body(pv_stream(), X, t::kSinfo, Buf(2048)), "LIBXC-SINFO-01");

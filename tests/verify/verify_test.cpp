@@ -18,6 +18,7 @@
 #include <xenstream/libstream/sink.h>
 #include "tests/verify/corpus.h"
 #include "tools/verify/pfn_tracker.h"
+#include "tools/verify/pfn_types.h"
 #include "tools/verify/report.h"
 #include "tools/verify/verifier.h"
 
@@ -536,6 +537,52 @@ TEST(PfnTracker, CountsAndCaps) {
   EXPECT_EQ(t.sent_more_than_once(), 1u);
   EXPECT_TRUE(t.capped());
   EXPECT_EQ(t.bytes(), 2 * PfnTracker::kChunkBytes);
+}
+
+TEST(PfnTypes, TypesPopulationAndCap) {
+  PfnTypes t(2 * PfnTypes::kChunkBytes);
+  EXPECT_EQ(t.get(7)->type, 0u);  // never touched: NOTAB, not populated
+  EXPECT_FALSE(t.get(7)->populated);
+  t.sent(7, 0xC);        // pinned L4
+  t.sent(8, 0xF);        // XTAB: typed, not populated
+  t.sent(9, 0x0);
+  t.referred(10);        // a page-table entry populates it
+  t.sent(9, 0x1);        // the last type wins
+  EXPECT_EQ(t.get(7)->type, 0xCu);
+  EXPECT_TRUE(t.get(7)->populated);
+  EXPECT_EQ(t.get(8)->type, 0xFu);
+  EXPECT_FALSE(t.get(8)->populated);
+  EXPECT_EQ(t.get(9)->type, 0x1u);
+  EXPECT_EQ(t.get(10)->type, 0u);
+  EXPECT_TRUE(t.get(10)->populated);
+  t.sent(40000, 0);         // second chunk
+  t.sent(1ull << 40, 0);    // third: over the cap, not tracked
+  EXPECT_TRUE(t.capped());
+  EXPECT_EQ(t.bytes(), 2 * PfnTypes::kChunkBytes);
+  EXPECT_FALSE(t.get(1ull << 40).has_value());      // unknown, not "never sent"
+  EXPECT_TRUE(t.get(5ull << 32).has_value());       // a chunk never asked for: untouched
+  EXPECT_TRUE(t.get(40000)->populated);
+  t.clear();
+  EXPECT_FALSE(t.capped());
+  EXPECT_FALSE(t.get(7)->populated);
+}
+
+// A hostile max_pfn (end_pfn 0xffffffff, one frame: a valid 16-octet
+// record) sizes nothing: the frame list past the cap is not judged entry by
+// entry, the given ranges still are (LIBXC-P2M-05: indices below the one
+// given are missing), and the walk stays within the tracking cap.
+TEST(PfnTypes, HostileMaxPfnIsBounded) {
+  testing::Stream s = testing::pv_stream();
+  s.at(Layer::kLibxc, 0x03) = testing::xc(0x03, testing::p2m_frames(0xfffffe00u, 0xffffffffu, {6}));
+  const Buf bytes = s.bytes();
+  MemorySource src(Bytes(bytes), "mem");
+  VerifyOptions o;
+  o.pfn_tracking_cap = 1u << 20;
+  const VerifyResult r = verify(src, o);
+  EXPECT_EQ(r.exit_status(), 1);
+  std::set<std::string> rules;
+  for (const auto& p : r.problems) rules.insert(std::string(p.rule));
+  EXPECT_EQ(rules, std::set<std::string>{"LIBXC-P2M-05"});
 }
 
 TEST(Legacy, Detection) {

@@ -349,6 +349,11 @@ Expected<void> Driver::page_data(RecordView rec) {
     slice.entries = v->entries.sub(8 * std::size_t{first}, 8 * std::size_t{slice.count});
     slice.pages = v->pages.subspan(xc::kPageSize * pages_done, xc::kPageSize * pages);
     slice.data_pages = static_cast<std::uint32_t>(pages);
+    // The page tables among these pages are judged before they are applied.
+    if (engine_.pages(rec)) {
+      return rec.error_at(entries_end + xc::kPageSize * pages_done,
+                          "a page of this record breaks a rule");
+    }
     XS_TRY(be_.apply_pages(slice));
     pages_done += pages;
     first = last;

@@ -18,6 +18,7 @@
 #include <xenstream/libstream/record_names.h>
 #include <xenstream/libstream/stream_cursor.h>
 #include "tools/verify/pfn_tracker.h"
+#include "tools/verify/pfn_types.h"
 
 namespace xenstream::verify {
 
@@ -217,7 +218,8 @@ class Verifier {
  public:
   Verifier(Source* src, const VerifyOptions& options, VerifyResult& out)
       : src_(src), options_(options), out_(out), s_(out.summary),
-        pfns_(options.pfn_tracking_cap) {
+        pfns_(options.pfn_tracking_cap), types_(options.pfn_tracking_cap),
+        max_p2m_entries_(options.pfn_tracking_cap / sizeof(P2mEntry)) {
     s_.pfn_tracking_cap = pfns_.cap_bytes();
   }
 
@@ -229,6 +231,9 @@ class Verifier {
   void step(const StreamCursor& cur, const RecordView& rec);
   void check_padding(const RecordView& rec);
   void read_error(const Error& e);
+  // Checks the page-table pages of the PAGE_DATA record last stepped that
+  // `rec` (the same record, more of its body read) now holds whole.
+  void check_pages(const RecordView& rec);
   void end_walk(const Expected<void>& fin, std::uint64_t bytes);
   void end_walk_unread(std::uint64_t bytes);
   const std::optional<Problem>& first_error() const { return first_error_; }
@@ -368,6 +373,7 @@ class Verifier {
   bool need_static_data_end(const RecordView& rec);
   void period_checks(const RecordView& rec, bool first_checkpoint);
   void pv_completion(const RecordView& rec);
+  void pv_type_checks(const RecordView& rec);
   // A second libxc image (after a second LIBXC_CONTEXT) starts afresh.
   void reset_libxc_state() {
     sde_seen_ = order01_reported_ = order07_reported_ = order09_reported_ = false;
@@ -377,6 +383,14 @@ class Verifier {
     max_frame_.reset();
     basic_seen_.reset();
     basic_refs_.clear();
+    types_.clear();
+    p2m_entries_.clear();
+    p2m_entries_capped_ = false;
+    p2m_given_.clear();
+    p2m_given_capped_ = false;
+    vcpu_refs_.clear();
+    pt_active_ = false;
+    types_incomplete_ = false;
     verify_seen_ = verify_warned_ = pv_completion_done_ = false;
     hvm_context_in_period_ = 0;
     pages_in_period_ = 0;
@@ -425,6 +439,44 @@ class Verifier {
   bool verify_seen_ = false;
   bool verify_warned_ = false;
   bool pv_completion_done_ = false;
+
+  // PV page types and the p2m frame list, judged at completion as Xen's
+  // x86_pv_stream_complete() does (LIBXC-VCPU-14..16, LIBXC-P2M-05..06).
+  PfnTypes types_;
+  struct P2mEntry {
+    std::uint64_t pfn = 0;
+    std::uint64_t offset = 0;               // of the entry in the input
+    std::uint64_t record = ~std::uint64_t{0};  // index of its record; ~0: never given
+  };
+  // Indexed by frame index (pfn / fpp); at most max_p2m_entries_ (from the
+  // tracking cap), never sized by an untrusted end_pfn alone: beyond the
+  // cap the frame list is not judged (p2m_entries_capped_).
+  std::size_t max_p2m_entries_;
+  std::vector<P2mEntry> p2m_entries_;
+  bool p2m_entries_capped_ = false;
+  // The frame indices given, as merged half-open ranges (start -> end): one
+  // per record at most, so bounded by kMaxP2mRanges, not by end_pfn.
+  std::map<std::uint64_t, std::uint64_t> p2m_given_;
+  bool p2m_given_capped_ = false;
+  static constexpr std::size_t kMaxP2mRanges = 1u << 16;
+  // A PV page was sent where Xen refuses it (no bound yet, or beyond
+  // max_pfn): Xen stopped there, its page types are unknown, and the
+  // completion checks that use them are not judged.
+  bool types_incomplete_ = false;
+  struct VcpuRefs {
+    std::uint64_t record = 0;
+    std::uint64_t ctx_offset = 0;  // input offset of the vcpu context
+    std::optional<std::pair<std::uint64_t, std::size_t>> start_info;  // pfn, ctx offset
+    std::vector<std::pair<std::uint64_t, std::size_t>> gdt;           // at most 14
+    std::pair<std::uint64_t, std::size_t> cr3{};
+    std::optional<std::pair<std::uint64_t, std::size_t>> user_cr3;
+  };
+  std::map<std::uint32_t, VcpuRefs> vcpu_refs_;  // the last X86_PV_VCPU_BASIC per vcpu
+  // Page-table pages of the PAGE_DATA record being read (check_pages).
+  bool pt_active_ = false;
+  std::uint64_t pt_record_ = 0;
+  std::uint32_t pt_entry_ = 0;  // next entry to look at
+  std::uint32_t pt_page_ = 0;   // its page's ordinal among the data pages
 
   // Per period (plain stream, or one checkpoint).
   std::uint32_t hvm_context_in_period_ = 0;
@@ -1288,6 +1340,7 @@ bool Verifier::need_static_data_end(const RecordView& rec) {
 }
 
 void Verifier::on_page_data(const RecordView& rec) {
+  pt_active_ = false;
   need_static_data_end(rec);
   if (is_pv_ && !p2m_seen_ && !order09_reported_) {
     order09_reported_ = true;
@@ -1354,6 +1407,11 @@ void Verifier::on_page_data(const RecordView& rec) {
       ++data_pages;
       pfns_.add(pfn);
     }
+    if (check_bound && pfn <= max_pfn_) {
+      types_.sent(pfn, type);
+    } else if (is_pv_) {
+      types_incomplete_ = true;  // Xen refused this record (PAGE-09, ORDER-09)
+    }
     if (!s_.pfn_min || pfn < *s_.pfn_min) s_.pfn_min = pfn;
     if (!s_.pfn_max || pfn > *s_.pfn_max) s_.pfn_max = pfn;
     scratch_.push_back(pfn);
@@ -1366,6 +1424,13 @@ void Verifier::on_page_data(const RecordView& rec) {
       add_record(R::kLibxcPage05, rec,
               std::to_string(data_pages) + " entries carry data and need a body of " +
                   std::to_string(want) + " octets, the body has " + std::to_string(rec.length));
+    } else if (check_bound) {
+      // The page tables among the pages: judged as their octets arrive.
+      pt_active_ = true;
+      pt_record_ = rec.index;
+      pt_entry_ = 0;
+      pt_page_ = 0;
+      check_pages(rec);
     }
   }
   std::sort(scratch_.begin(), scratch_.end());
@@ -1387,6 +1452,43 @@ void Verifier::on_page_data(const RecordView& rec) {
             "pfn " + hex(pfn) + " appears twice in this record (pfn[" + std::to_string(first) +
                 "] and pfn[" + std::to_string(second) + "])");
   }
+}
+
+// Xen's x86_pv_localise_page() turns every present entry of a page-table
+// page (L1-L4, pinned or not; 512 64-bit entries for both guest widths)
+// from a pfn into an mfn as the page arrives: the pfn must be inside the p2m
+// (pfn_to_mfn asserts it; without assertions the lookup reads past the
+// p2m), and an unpopulated one is populated there and then.
+void Verifier::check_pages(const RecordView& rec) {
+  if (!pt_active_ || rec.index != pt_record_ || rec.layer != Layer::kLibxc) return;
+  const Fields f = rec.fields();
+  const std::uint32_t count = f.u32(0);
+  const std::size_t entries_end = 8 + 8 * std::size_t{count};
+  for (; pt_entry_ < count; ++pt_entry_) {
+    const std::uint64_t e = f.u64(8 + 8 * std::size_t{pt_entry_});
+    const unsigned type = static_cast<unsigned>(e >> xc::kPfnTypeShift);
+    if (!xc::page_type_has_data(type)) continue;
+    const std::size_t page_off = entries_end + xc::kPageSize * std::size_t{pt_page_};
+    if (!f.fits(page_off, xc::kPageSize)) return;  // not read yet
+    ++pt_page_;
+    const unsigned level = type & 7;
+    if (level < 1 || level > 4) continue;
+    for (std::size_t i = 0; i < xc::kPageSize / 8; ++i) {
+      const std::uint64_t pte = f.u64(page_off + 8 * i);
+      if ((pte & 1) == 0) continue;  // _PAGE_PRESENT
+      const std::uint64_t frame = (pte & 0x000ffffffffff000ull) >> 12;
+      if (frame > max_pfn_) {
+        add_rec(R::kLibxcPage11, rec, page_off + 8 * i,
+                "pfn[" + std::to_string(pt_entry_) + "] " + hex(e & xc::kPfnMask) + " is an L" +
+                    std::to_string(level) + " table whose entry " + std::to_string(i) + " (" +
+                    hex_entry(pte) + ") refers to pfn " + hex(frame) + ", beyond max_pfn " +
+                    hex(max_pfn_));
+        break;  // one problem per page
+      }
+      types_.referred(frame);
+    }
+  }
+  pt_active_ = false;
 }
 
 void Verifier::on_pv_info(const RecordView& rec) {
@@ -1467,6 +1569,39 @@ void Verifier::on_p2m_frames(const RecordView& rec) {
   }
   max_pfn_ = std::max<std::uint64_t>(max_pfn_, end);
   s_.max_pfn = max_pfn_;
+  // The frame list as Xen keeps it: entry start/fpp + i, the last record
+  // giving an index wins.
+  if (width_ != 0 && !p2m_given_capped_) {
+    const std::uint64_t fpp = xc::kPageSize / width_;
+    std::uint64_t b = start / fpp, e = b + (rec.length - 8) / 8;
+    auto it = p2m_given_.upper_bound(b);
+    if (it != p2m_given_.begin() && std::prev(it)->second >= b) --it;
+    while (it != p2m_given_.end() && it->first <= e) {
+      b = std::min(b, it->first);
+      e = std::max(e, it->second);
+      it = p2m_given_.erase(it);
+    }
+    p2m_given_.emplace(b, e);
+    if (p2m_given_.size() > kMaxP2mRanges) p2m_given_capped_ = true;
+  }
+  if (width_ != 0 && !p2m_entries_capped_) {
+    const std::uint64_t fpp = xc::kPageSize / width_;
+    const std::uint64_t first_index = start / fpp;
+    const std::uint64_t k = (rec.length - 8) / 8;
+    if (first_index + k > max_p2m_entries_) {
+      p2m_entries_capped_ = true;
+      p2m_entries_.clear();
+      p2m_entries_.shrink_to_fit();
+    } else {
+      if (p2m_entries_.size() < first_index + k) p2m_entries_.resize(first_index + k);
+      for (std::uint64_t i = 0; i < k; ++i) {
+        P2mEntry& pe = p2m_entries_[first_index + i];
+        pe.pfn = f.u64(8 + 8 * i);
+        pe.offset = rec.body_offset() + 8 + 8 * i;
+        pe.record = rec.index;
+      }
+    }
+  }
   for (std::size_t i = 8; i + 8 <= rec.length; i += 8) {
     const std::uint64_t frame = f.u64(i);
     if (!max_frame_ || frame > max_frame_->first) {
@@ -1587,6 +1722,9 @@ void Verifier::on_vcpu_basic(const RecordView& rec, std::uint32_t id) {
   auto ref = [&](std::uint64_t pfn, std::size_t off) {
     if (!worst || pfn > worst->first) worst = std::make_pair(pfn, loc(rec, rec.body_offset() + 8 + off));
   };
+  VcpuRefs refs;
+  refs.record = rec.index;
+  refs.ctx_offset = rec.body_offset() + 8;
   const std::uint64_t gdt_ents = ulong(gdt_ents_off);
   if (gdt_ents > 7168) {
     add_rec(R::kLibxcVcpu12, rec, 8 + gdt_ents_off,
@@ -1594,17 +1732,29 @@ void Verifier::on_vcpu_basic(const RecordView& rec, std::uint32_t id) {
                 " exceeds 7168 (FIRST_RESERVED_GDT_ENTRY)");
   } else {
     const std::uint64_t frames = (gdt_ents + 511) / 512;
-    for (std::uint64_t i = 0; i < frames; ++i) ref(ulong(gdt_frames_off + step * i), gdt_frames_off + step * i);
+    for (std::uint64_t i = 0; i < frames; ++i) {
+      ref(ulong(gdt_frames_off + step * i), gdt_frames_off + step * i);
+      refs.gdt.emplace_back(ulong(gdt_frames_off + step * i), gdt_frames_off + step * i);
+    }
   }
-  if (id == 0) ref(ulong(w64 ? 616 : 524), w64 ? 616 : 524);
+  if (id == 0) {
+    ref(ulong(w64 ? 616 : 524), w64 ? 616 : 524);
+    refs.start_info = std::make_pair(ulong(w64 ? 616 : 524), std::size_t{w64 ? 616u : 524u});
+  }
   if (w64) {
     ref(ctx.u64(cr3_off) >> 12, cr3_off);
+    refs.cr3 = {ctx.u64(cr3_off) >> 12, cr3_off};
     const std::uint64_t cr1 = ctx.u64(4992);
-    if ((cr1 & 1) != 0) ref(cr1 >> 12, 4992);
+    if ((cr1 & 1) != 0) {
+      ref(cr1 >> 12, 4992);
+      refs.user_cr3 = std::make_pair(cr1 >> 12, std::size_t{4992});
+    }
   } else {
     const std::uint32_t cr3 = ctx.u32(cr3_off);
     ref(((cr3 >> 12) | (cr3 << 20)) & 0xffffffffu, cr3_off);
+    refs.cr3 = {((cr3 >> 12) | (cr3 << 20)) & 0xffffffffu, cr3_off};
   }
+  vcpu_refs_.insert_or_assign(id, std::move(refs));
   if (worst) {
     basic_refs_.insert_or_assign(id, *worst);
   } else {
@@ -1835,6 +1985,111 @@ void Verifier::pv_completion(const RecordView& rec) {
                   ", beyond max_pfn " + hex(max_pfn_));
     }
   }
+  pv_type_checks(rec);
+}
+
+// What Xen's x86_pv_stream_complete() checks against its pfn types and p2m:
+// process_start_info() and process_vcpu_basic() (update_vcpu_context) for
+// every vcpu context, then update_guest_p2m() for the p2m frame list. A pfn
+// beyond max_pfn is LIBXC-VCPU-13 / LIBXC-P2M-04 and not judged again; a pfn
+// the tracker could not follow (its cap) is not judged at all.
+void Verifier::pv_type_checks(const RecordView& rec) {
+  if (width_ == 0) return;  // no valid X86_PV_INFO: the levels are unknown
+  if (types_incomplete_) return;
+  const unsigned levels = width_ == 8 ? 4 : 3;
+  const std::string_view kVcpuRec = "X86_PV_VCPU_BASIC";
+  auto type_text = [](unsigned t) {
+    return t == 0 ? std::string("NOTAB or never sent") : "type " + hex(t);
+  };
+  auto state = [&](std::uint64_t pfn) -> std::optional<PfnTypes::State> {
+    if (pfn > max_pfn_) return std::nullopt;
+    return types_.get(pfn);
+  };
+  for (const auto& [vcpu, r] : vcpu_refs_) {
+    const Loc at{0, r.record, std::string(kVcpuRec)};
+    auto at_field = [&](std::size_t off) {
+      Loc l = at;
+      l.offset = r.ctx_offset + off;
+      return l;
+    };
+    const std::string who = "vcpu " + std::to_string(vcpu) + ": ";
+    if (r.start_info) {
+      const auto [pfn, off] = *r.start_info;
+      if (auto st = state(pfn)) {
+        if (st->type != 0) {
+          add_loc(R::kLibxcVcpu14, at_field(off),
+                  who + "the start_info pfn " + hex(pfn) + " was last sent with " +
+                      type_text(st->type) + ", Xen wants NOTAB (\"Start Info pfn has bad type\")");
+        } else if (!st->populated) {
+          add_loc(R::kLibxcVcpu14, at_field(off),
+                  who + "the start_info pfn " + hex(pfn) +
+                      " was never sent nor referred to by a page table: it is not populated "
+                      "(Xen: \"Start Info has bad mfn\")");
+        }
+      }
+    }
+    for (std::size_t i = 0; i < r.gdt.size(); ++i) {
+      const auto [pfn, off] = r.gdt[i];
+      auto st = state(pfn);
+      if (!st) continue;
+      if (st->type != 0 || !st->populated) {
+        add_loc(R::kLibxcVcpu15, at_field(off),
+                who + "GDT frame " + std::to_string(i) + " (pfn " + hex(pfn) + ") " +
+                    (st->type != 0 ? "was last sent with " + type_text(st->type) +
+                                         ", Xen wants NOTAB"
+                                   : std::string("is not populated (never sent nor referred to "
+                                                 "by a page table)")));
+        break;
+      }
+    }
+    auto check_table = [&](const std::pair<std::uint64_t, std::size_t>& ref, const char* what) {
+      const auto [pfn, off] = ref;
+      auto st = state(pfn);
+      if (!st) return;
+      if ((st->type & 7) != levels || !st->populated) {
+        add_loc(R::kLibxcVcpu16, at_field(off),
+                who + what + " (pfn " + hex(pfn) + ") " +
+                    (st->type == 0 && !st->populated
+                         ? std::string("was never sent nor referred to by a page table")
+                         : "was last sent with " + type_text(st->type)) +
+                    ", Xen wants an L" + std::to_string(levels) + " table (pinned or not)");
+      }
+    };
+    check_table(r.cr3, "cr3");
+    if (r.user_cr3) check_table(*r.user_cr3, "user cr3 (ctrlreg[1])");
+  }
+  const std::uint64_t fpp = xc::kPageSize / width_;
+  const std::uint64_t frames = max_pfn_ / fpp + 1;
+  if (!p2m_given_capped_) {
+    std::uint64_t next = 0;  // the first index not yet known to be given
+    auto gap = [&](std::uint64_t i, std::uint64_t j) {
+      add_record(R::kLibxcP2m05, rec,
+                 "p2m frame indices [" + std::to_string(i) + ", " + std::to_string(j) + ") of the " +
+                     std::to_string(frames) + " that max_pfn " + hex(max_pfn_) +
+                     " needs are given by no X86_PV_P2M_FRAMES record (Xen: \"pfn for "
+                     "p2m_frame_list out of range\")");
+    };
+    for (const auto& [b, e] : p2m_given_) {
+      if (next >= frames) break;
+      if (b > next) gap(next, std::min(b, frames));
+      next = std::max(next, e);
+    }
+    if (next < frames) gap(next, frames);
+  }
+  if (p2m_entries_capped_) return;
+  const std::string_view kP2mRec = "X86_PV_P2M_FRAMES";
+  for (std::uint64_t i = 0; i < frames && i < p2m_entries_.size(); ++i) {
+    const P2mEntry& pe = p2m_entries_[i];
+    if (pe.record == ~std::uint64_t{0}) continue;
+    auto st = state(pe.pfn);
+    if (st && (st->type != 0 || !st->populated)) {
+      add_loc(R::kLibxcP2m06, Loc{pe.offset, pe.record, std::string(kP2mRec)},
+              "p2m frame " + std::to_string(i) + " (pfn " + hex(pe.pfn) + ") " +
+                  (st->type != 0 ? "was last sent with " + type_text(st->type) + ", Xen wants NOTAB"
+                                 : std::string("is not populated (never sent nor referred to by a "
+                                               "page table)")));
+    }
+  }
 }
 
 }  // namespace
@@ -1877,7 +2132,13 @@ bool RuleEngine::record(const StreamCursor& cur, const RecordView& rec) {
 }
 
 bool RuleEngine::padding(const RecordView& rec) {
+  impl_->verifier.check_pages(rec);
   impl_->verifier.check_padding(rec);
+  return impl_->result.errors > 0;
+}
+
+bool RuleEngine::pages(const RecordView& rec) {
+  impl_->verifier.check_pages(rec);
   return impl_->result.errors > 0;
 }
 

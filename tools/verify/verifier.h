@@ -194,7 +194,8 @@ VerifyResult verify_path(const std::string& path, const VerifyOptions& options =
 //   started(cur, kind)    after cur.start()
 //   record(cur, rec)      each record, whole, or for PAGE_DATA a head that
 //                         holds at least the count and all the entries (then
-//                         padding(rec) once the body is whole)
+//                         pages(rec) as more of the body is read, before its
+//                         pages are applied, and padding(rec) once it is whole)
 //   read_error(e)         the cursor failed (truncated, framing)
 //   end(trailing, bytes)  after the outermost END (cursor.finish()'s result),
 //   end(bytes)            or without reading what follows END
@@ -216,6 +217,10 @@ class RuleEngine {
   void started(const StreamCursor& cur, PayloadKind kind);
   bool record(const StreamCursor& cur, const RecordView& rec);
   bool padding(const RecordView& rec);
+  // More of a PAGE_DATA body read (a prefix of the pages, after record()):
+  // the page-table pages now whole are checked (LIBXC-PAGE-11) before the
+  // caller applies them. padding() checks whatever is left.
+  bool pages(const RecordView& rec);
   void read_error(const Error& e);
   bool end(const Expected<void>& trailing, std::uint64_t bytes);
   bool end(std::uint64_t bytes);
