@@ -2018,7 +2018,7 @@ void Verifier::pv_type_checks(const RecordView& rec) {
       if (auto st = state(pfn)) {
         if (st->type != 0) {
           add_loc(R::kLibxcVcpu14, at_field(off),
-                  who + "the start_info pfn " + hex(pfn) + " was last sent with " +
+                  who + "the start_info pfn " + hex(pfn) + " was last sent as " +
                       type_text(st->type) + ", Xen wants NOTAB (\"Start Info pfn has bad type\")");
         } else if (!st->populated) {
           add_loc(R::kLibxcVcpu14, at_field(off),
@@ -2035,7 +2035,7 @@ void Verifier::pv_type_checks(const RecordView& rec) {
       if (st->type != 0 || !st->populated) {
         add_loc(R::kLibxcVcpu15, at_field(off),
                 who + "GDT frame " + std::to_string(i) + " (pfn " + hex(pfn) + ") " +
-                    (st->type != 0 ? "was last sent with " + type_text(st->type) +
+                    (st->type != 0 ? "was last sent as " + type_text(st->type) +
                                          ", Xen wants NOTAB"
                                    : std::string("is not populated (never sent nor referred to "
                                                  "by a page table)")));
@@ -2051,7 +2051,7 @@ void Verifier::pv_type_checks(const RecordView& rec) {
                 who + what + " (pfn " + hex(pfn) + ") " +
                     (st->type == 0 && !st->populated
                          ? std::string("was never sent nor referred to by a page table")
-                         : "was last sent with " + type_text(st->type)) +
+                         : "was last sent as " + type_text(st->type)) +
                     ", Xen wants an L" + std::to_string(levels) + " table (pinned or not)");
       }
     };
@@ -2085,7 +2085,7 @@ void Verifier::pv_type_checks(const RecordView& rec) {
     if (st && (st->type != 0 || !st->populated)) {
       add_loc(R::kLibxcP2m06, Loc{pe.offset, pe.record, std::string(kP2mRec)},
               "p2m frame " + std::to_string(i) + " (pfn " + hex(pe.pfn) + ") " +
-                  (st->type != 0 ? "was last sent with " + type_text(st->type) + ", Xen wants NOTAB"
+                  (st->type != 0 ? "was last sent as " + type_text(st->type) + ", Xen wants NOTAB"
                                  : std::string("is not populated (never sent nor referred to by a "
                                                "page table)")));
     }
