@@ -373,7 +373,7 @@ for name, data, want_ckpts in (("legacy-remus-r", remus3, 3), ("legacy-remus-r-c
     m = manifest(out)
     check(name + ": exit 3, manifest failover at legacy checkpoint %d" % want_ckpts,
           rc == 3 and m is not None and m["status"] == "failover" and m["migration"]["outcome"] == "failover"
-          and m["migration"].get("legacy_checkpoints") == want_ckpts and m["migration"].get("legacy_last_checkpoint") is False
+          and m["checkpoints"]["committed"] == want_ckpts and m["migration"].get("legacy_checkpoints") == want_ckpts and m["migration"].get("legacy_last_checkpoint") is False
           and m["domain"]["converted_from_legacy"] is True and "failover" in r.stderr,
           "rc %d %s %s" % (rc, m, r.stderr[-300:]))
 
