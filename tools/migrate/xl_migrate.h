@@ -129,8 +129,9 @@ struct ReceiverReport {
 };
 
 // Runs the receiver on `in_fd` (from the sender) and `out_fd` (to it).
-//   kMalformed / kTruncated: the xl header was wrong (nothing written after
-//     the banner); a wrong step 5 is not an error but kGoRefused
+//   kMalformed / kTruncated: the xl header was wrong, or a legacy payload
+//     came in COLO mode (nothing written after the banner); a wrong step 5
+//     is not an error but kGoRefused, a failed step 4 not one but kSenderLost
 //   kIo: a read or write failed
 //   kUsage (with message "restore failed with status N"): `restore` returned
 //     neither 0 nor (remus) 3; report in error text
