@@ -6,7 +6,7 @@
 # Usage: check.sh BUILD_DIR CHECK GUEST
 #   CHECK: started | xl_save | streamverify | memory | xl_restores_ours |
 #          xl_restores_zstd | xl_restores_piped | resave_bytes | migrate | remus |
-#          judge | banner (pv only)
+#          judge | banner (pv only) | colo (hvm only)
 #   GUEST: pv | pvh | hvm
 set -uo pipefail
 
@@ -229,6 +229,22 @@ migrate)
     if "$VERIFY" -q "$OUT/img/$G-migrate-resave.save"; then ok "streamsave of the received DIR verifies"; else
         fail "streamsave of the received DIR does not verify"; fi
     restore_memory "$OUT/img/$G-migrate-resave.save" "$TMP/dir"
+    ;;
+colo)
+    # xl remus -c -p against streamrestore --xl-migrate-receive --colo
+    # (colo.sh). Debian 12's libxenlight is built without libnl3 and so holds
+    # libxl_no_colo.c: the primary stops in libxl__colo_save_setup after the
+    # xl header. Asserted as such: a libxl with COLO fails here, and the
+    # section becomes the real test (README.md, "COLO"). What is ours: the
+    # secondary, given the header and then the end of input, exits 1 and
+    # leaves no DIR; the primary's guest is still there.
+    expect colo.create_rc 0
+    expect colo.xl_rc 1
+    expect colo.xl_error '*libxl__colo_save_setup*COLO is not supported*'
+    expect colo.state_before_destroy r b runnable
+    expect colo.receiver_rc 1
+    expect colo.receiver_error '*ends after the xl header*'
+    expect colo.streamsave_of_dir_rc no-dir
     ;;
 remus)
     expect "$G.remus_source_restore_rc" 0

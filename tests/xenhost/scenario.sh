@@ -82,6 +82,17 @@ on_crash = "destroy"
 EOF
 }
 
+# XENHOST_ONLY=colo (mkimage.sh writes /etc/xenhost-only): section 3b alone.
+if [ "$(cat /etc/xenhost-only 2>/dev/null)" = colo ]; then
+    write_configs
+    . /colo.sh
+    colo_run
+    phase end
+    xl list >"$OUT/xl-list-end.txt" 2>&1
+    sync
+    exit 0
+fi
+
 phase start
 # The PV guest runs dom0's kernel binary (no KASLR for PV): the address of its
 # linux_banner is dom0's. Root reads kallsyms anyway; kptr_restrict 0 makes sure.
@@ -255,6 +266,10 @@ for t in pvh hvm; do
     result "$t.remus_receiver_says" "$(grep failover "$WORK/$t-remus-receiver.log" 2>/dev/null | tail -n1)"
     keep_dir "$t-remus"
 done
+
+# ---- 3b. a real COLO primary against our --colo secondary (colo.sh) ----------
+. /colo.sh
+colo_run
 
 # ---- 4. Xen judges the verifier's rules ----------------------------------------
 # mutate (tests/xenhost/mutate.cpp) writes one copy of the real PV image per
