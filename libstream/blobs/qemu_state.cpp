@@ -1,5 +1,6 @@
 #include <xenstream/libstream/blobs/qemu_state.h>
 
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -133,8 +134,17 @@ bool Walker::plausible_token(std::size_t at) const {
 
 bool Walker::end_of_payload(std::size_t start, QemuSection& sec, std::size_t& next) {
   const std::size_t size = b_.size();
+  // An EOF marker that is neither the last octet nor followed by a
+  // VMDESCRIPTION reaching exactly to the end is weak: payloads hold 0x00
+  // 0x06 often enough (QEMU 7.2's device state for Xen does, at 0x6e). It is
+  // taken only when nothing stronger follows; then octets trail it (QEVM-06).
+  std::optional<std::size_t> weak_eof;
   for (std::size_t q = start; q < size; ++q) {
     const std::uint8_t t = byte(q);
+    if (t == kQemuEof && q + 1 != size && !vmdescription_at(q + 1)) {
+      if (!weak_eof && plausible_token(q)) weak_eof = q;
+      continue;
+    }
     if (t == kQemuSectionFooter && fits(q, 5) && f_.u32(q + 1) == sec.section_id &&
         plausible_token(q + 5)) {
       sec.payload_size = q - start;
@@ -149,6 +159,11 @@ bool Walker::end_of_payload(std::size_t start, QemuSection& sec, std::size_t& ne
         return true;
       }
     }
+  }
+  if (weak_eof) {
+    sec.payload_size = *weak_eof - start;
+    next = *weak_eof;
+    return true;
   }
   add(5, start, "no footer, section header or EOF marker follows the payload of " +
                     std::string(qemu_token_name(sec.type)) + " section " +

@@ -2,6 +2,7 @@
 // each layout, checkpoints, and exact messages and offsets for bad input.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -147,6 +148,41 @@ TEST(LegacyReader, TrailingDataAfterLastCheckpoint) {
   EXPECT_EQ(w.kinds[w.kinds.size() - 2], K::kTrailingData);
   EXPECT_EQ(w.events[w.events.size() - 2].offset, end);
   EXPECT_EQ(w.events[w.events.size() - 2].value, 5u);  // a memory source knows its size
+}
+
+TEST(LegacyReader, SingleCheckpointEndsAfterTheFirstWithoutProbing) {
+  // A Remus stream (no LAST_CHECKPOINT): with single_checkpoint the reader
+  // ends after checkpoint 1, as Xen's convert-legacy-stream reads one image,
+  // and does not look at what follows (a waiting peer's next message).
+  ScenarioOptions o;
+  o.pages = 8;
+  o.batch = 8;
+  o.checkpoints = 3;
+  o.dirty = 2;
+  o.last_checkpoint = false;
+  const Scenario s = build_scenario(o);
+  MemorySource src(view(s.bytes));
+  LegacyReader r(src, kHvm64, LegacyReaderOptions{.input_continues = true, .single_checkpoint = true});
+  std::vector<std::uint64_t> ends;
+  std::uint64_t end_offset = 0;
+  for (;;) {
+    auto ev = r.next();
+    ASSERT_TRUE(ev) << ev.error().describe();
+    if (ev->kind == K::kCheckpointEnd) {
+      ends.push_back(ev->value);
+      end_offset = src.position();
+    }
+    ASSERT_NE(ev->kind, K::kTrailingData);
+    if (ev->kind == K::kStreamEnd) break;
+  }
+  EXPECT_EQ(ends, (std::vector<std::uint64_t>{1}));
+  EXPECT_EQ(src.position(), end_offset);  // nothing after checkpoint 1 was read
+  EXPECT_LT(src.position(), s.bytes.size());
+  EXPECT_FALSE(r.last_checkpoint_seen());
+  // Without the option the same stream has three checkpoints.
+  const Walk w = walk(s.bytes, kHvm64);
+  ASSERT_FALSE(w.error);
+  EXPECT_EQ(std::count(w.kinds.begin(), w.kinds.end(), K::kCheckpointEnd), 3);
 }
 
 TEST(LegacyReader, ExtendedInfoErrors) {

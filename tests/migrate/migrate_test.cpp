@@ -294,5 +294,6 @@ TEST(XlMigrate, ALegacyPayloadIsConvertedOnTheFlyAndRestored) {
   }
   const auto m = nlohmann::json::parse(slurp(t.path / "d" / "manifest.json"));
   EXPECT_EQ(m["status"], "complete");
+  EXPECT_EQ(m["domain"]["converted_from_legacy"], true) << m["domain"].dump();
   EXPECT_NE(slurp(t.path / "d" / "xl-config.json").find("guest"), std::string::npos);
 }

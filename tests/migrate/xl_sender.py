@@ -11,7 +11,10 @@ side, its exit status and what DIR holds.
 xl remus --colo is played with its primary side of the back channel
 (libxl_colo_save.c, xg_sr_save.c).
 
-Usage: xl_sender.py STREAMRESTORE STREAMGEN WORKDIR
+Legacy images (an xl header without STREAMv2, as an xl of Xen 4.5 sent) come
+from LEGACY_IMAGE (tests/migrate/legacy_image.cpp, the tests' legacy writer).
+
+Usage: xl_sender.py STREAMRESTORE STREAMGEN WORKDIR LEGACY_IMAGE
 """
 import json
 import os
@@ -31,7 +34,7 @@ REPORT = b"my copy unpause results are as follows\0"                # sizeof
 MAGIC = b"Xen saved domain, xl format\n \0 \r"                      # 32 octets
 FLAG_JSON, FLAG_STREAMV2 = 1, 2
 
-RESTORE, GEN, WORK = sys.argv[1], sys.argv[2], sys.argv[3]
+RESTORE, GEN, WORK, LEGACY = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 shutil.rmtree(WORK, ignore_errors=True)
 os.makedirs(WORK)
 TIMEOUT = 60
@@ -56,15 +59,15 @@ class Receiver:
                                   stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.transcript = []  # ("recv" | "send", bytes)
 
-    def read_exact(self, n):
+    def read_exact(self, n, timeout=TIMEOUT):
         """n octets from the receiver, fewer at EOF (as libxl_read_exactly fails)."""
         fd = self.p.stdout.fileno()
         got = b""
-        deadline = time.monotonic() + TIMEOUT
+        deadline = time.monotonic() + timeout
         while len(got) < n:
             r, _, _ = select.select([fd], [], [], max(0, deadline - time.monotonic()))
             if not r:
-                raise RuntimeError("the receiver said nothing for %d s" % TIMEOUT)
+                raise RuntimeError("the receiver said nothing for %d s" % timeout)
             chunk = os.read(fd, n - len(got))
             if not chunk:
                 break
@@ -82,6 +85,19 @@ class Receiver:
             return False
         self.transcript.append(("send", data))
         return True
+
+    def crash(self):
+        """The sender dies: both of its ends of the connection close."""
+        self.hang_up()
+        self.p.stdout.close()
+        try:
+            self.p.wait(TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            self.p.wait()
+            raise
+        self.stderr = self.p.stderr.read().decode(errors="replace")
+        return self.p.returncode
 
     def hang_up(self):
         try:
@@ -242,8 +258,150 @@ refused_header("no config", xl_header(b"", optional_data=b"") + plain, "no domai
 refused_header("garbage after the banner", bytes(range(256)) * 4, "magic")
 refused_header("STREAMv2 flag over a non-libxl payload", xl_header(CONFIG) + b"\0" * 4096, "STREAMv2")
 
-# 5. A sender that hangs up at each step before "domain received".
-for cut in (0, 20, 48 + 4 + len(CONFIG) // 2, len(image) // 2, len(image) - 8):
+# 4b. The sender crashes (both ends close) after the stream: the manifest says
+#     how it ended and never "complete" (migrate_receive exits when it cannot
+#     write "domain received"; a missing GO is answered with 0xFF, which here
+#     cannot be written either).
+out = os.path.join(WORK, "crash-before-ready")
+r = Receiver([], out)
+r.read_exact(len(BANNER))
+r.send(image)
+rc = r.crash()
+m = manifest(out)
+check("sender crashes before \"domain received\": exit 2, manifest migration-incomplete, sender told nothing",
+      rc == 2 and m is not None and m["status"] == "migration-incomplete"
+      and m["migration"]["outcome"] == "sender-lost" and m["migration"]["told_sender"].startswith("nothing")
+      and "status_sent" not in m["migration"] and memory(out) == ref, "rc %d %s %s" % (rc, m, r.stderr[-300:]))
+
+out = os.path.join(WORK, "crash-waiting-for-go")
+r = Receiver([], out)
+r.read_exact(len(BANNER))
+r.send(image)
+ready = r.read_exact(len(READY))
+rc = r.crash()
+m = manifest(out)
+check("sender crashes while the receiver waits for GO: exit 1, migration-refused, nothing sent after READY",
+      ready == READY and rc == 1 and m is not None and m["status"] == "migration-refused"
+      and m["migration"]["outcome"] == "go-refused" and "status_sent" not in m["migration"]
+      and m["migration"]["told_sender"].startswith("nothing") and "reply_error" in m["migration"],
+      "rc %d %s %s" % (rc, m, r.stderr[-300:]))
+
+# The receiver itself dies while it waits for GO: DIR must not look finished.
+out = os.path.join(WORK, "killed-waiting-for-go")
+r = Receiver([], out)
+r.read_exact(len(BANNER))
+r.send(image)
+ready = r.read_exact(len(READY))
+m = manifest(out)
+r.p.kill()
+r.p.wait()
+check("receiver killed while it waits for GO: manifest migration-pending, not complete",
+      ready == READY and m is not None and m["status"] == "migration-pending"
+      and m["migration"]["outcome"] == "pending" and memory(out) == ref, str(m))
+r.hang_up()
+
+# 4c. Legacy payloads (no STREAMv2 flag), converted on the fly as libxl does.
+
+
+def legacy(name, *args):
+    path = os.path.join(WORK, name + ".legacy")
+    subprocess.run([LEGACY, path, *args], check=True)
+    with open(path, "rb") as f:
+        return f.read()
+
+
+for name, args in (("legacy-hvm", ()), ("legacy-pv", ("--pv",)),
+                   ("legacy-no-last-checkpoint", ("--no-last-checkpoint",))):
+    data = legacy(name, *args)
+    check(name + ": the xl header has no STREAMv2 flag",
+          data.startswith(MAGIC) and struct.unpack_from("<I", data, 36)[0] & FLAG_STREAMV2 == 0)
+    out = os.path.join(WORK, name)
+    r = Receiver([], out)
+    r.read_exact(len(BANNER))
+    r.send(data)
+    # Without LAST_CHECKPOINT nothing says the image is over: the receiver
+    # must not wait for more (xl's sender waits for "domain received").
+    got = r.read_exact(len(READY), timeout=20) if name.endswith("checkpoint") else r.read_exact(len(READY))
+    if got == READY:
+        r.send(GO)
+        r.read_exact(len(REPORT))
+        r.read_exact(1)
+        r.read_exact(len(GO))
+    rc = r.finish()
+    expect_transcript(name, r, [("recv", BANNER), ("send", data), ("recv", READY), ("send", GO),
+                                ("recv", REPORT), ("recv", b"\x03"), ("recv", GO)])
+    m = manifest(out)
+    check(name + ": exit 0, captured, converted_from_legacy in domain and migration",
+          rc == 0 and m is not None and m["status"] == "complete" and m["domain"]["converted_from_legacy"] is True
+          and m["domain"]["xen_major"] == 0 and m["migration"]["converted_from_legacy"] is True
+          and m["migration"]["outcome"] == "captured" and m["migration"].get("legacy_checkpoints") == 1
+          and m["migration"].get("legacy_last_checkpoint") is not name.endswith("checkpoint"),
+          "rc %d %s %s" % (rc, m, r.stderr[-300:]))
+
+# A legacy Remus primary (3 checkpoints, no LAST_CHECKPOINT) against a plain
+# receiver: as Xen's converter, the first checkpoint is the image; what
+# follows is read as the GO message: wrong, so 0xFF and permission to resume.
+remus3 = legacy("legacy-remus3", "--checkpoints", "3", "--no-last-checkpoint")
+out = os.path.join(WORK, "legacy-remus-plain")
+r = Receiver([], out)
+r.read_exact(len(BANNER))
+r.send(remus3)
+got = r.read_exact(len(READY), timeout=20)
+if got == READY:
+    r.read_exact(len(REPORT))
+    r.read_exact(1)
+    r.read_exact(len(GO))
+rc = r.finish()
+expect_transcript("legacy Remus stream, plain receiver", r,
+                  [("recv", BANNER), ("send", remus3), ("recv", READY), ("recv", REPORT), ("recv", b"\xff"),
+                   ("recv", GO)])
+m = manifest(out)
+check("legacy Remus stream, plain receiver: exit 1, first checkpoint kept, migration-refused",
+      rc == 1 and m is not None and m["status"] == "migration-refused"
+      and m["migration"].get("legacy_checkpoints") == 1 and m["domain"]["converted_from_legacy"] is True,
+      "rc %d %s %s" % (rc, m, r.stderr[-300:]))
+
+# The same primary against -r: checkpoints as they come; it hangs up (EOF)
+# without LAST_CHECKPOINT: failover at the last complete checkpoint.
+for name, data, want_ckpts in (("legacy-remus-r", remus3, 3), ("legacy-remus-r-cut", remus3[:-100], 2)):
+    out = os.path.join(WORK, name)
+    r = Receiver(["-r"], out)
+    r.read_exact(len(BANNER))
+    r.send(data)
+    rc = r.finish()
+    expect_transcript(name, r, [("recv", BANNER), ("send", data)])
+    m = manifest(out)
+    check(name + ": exit 3, manifest failover at legacy checkpoint %d" % want_ckpts,
+          rc == 3 and m is not None and m["status"] == "failover" and m["migration"]["outcome"] == "failover"
+          and m["checkpoints"]["committed"] == want_ckpts and m["migration"].get("legacy_checkpoints") == want_ckpts and m["migration"].get("legacy_last_checkpoint") is False
+          and m["domain"]["converted_from_legacy"] is True and "failover" in r.stderr,
+          "rc %d %s %s" % (rc, m, r.stderr[-300:]))
+
+# -r and a legacy image with LAST_CHECKPOINT: a complete stream (exit 0).
+data = legacy("legacy-hvm")
+out = os.path.join(WORK, "legacy-last-r")
+r = Receiver(["-r"], out)
+r.read_exact(len(BANNER))
+r.send(data)
+rc = r.finish()
+m = manifest(out)
+check("legacy image with LAST_CHECKPOINT, -r: exit 0, complete",
+      rc == 0 and m is not None and m["status"] == "complete" and m["migration"]["outcome"] == "complete",
+      "rc %d %s %s" % (rc, m, r.stderr[-300:]))
+
+# --colo and a legacy stream: refused before anything is restored.
+out = os.path.join(WORK, "legacy-colo")
+r = Receiver(["--colo"], out)
+r.read_exact(len(BANNER))
+r.send(remus3)
+rc = r.finish()
+check("legacy stream, --colo: exit 1, no DIR, says legacy",
+      rc == 1 and not os.path.exists(out) and "legacy" in r.stderr and r.transcript[-1][0] != "recv-extra",
+      "rc %d %s" % (rc, r.stderr[-300:]))
+
+# 5. A sender that hangs up at each step before "domain received" (the last
+#    cut is 4 octets into the record before the libxl END).
+for cut in (0, 20, 48 + 4 + len(CONFIG) // 2, len(image) // 2, len(image) - 12):
     out = os.path.join(WORK, "hangup-%d" % cut)
     r = Receiver([], out)
     r.read_exact(len(BANNER))
@@ -253,6 +411,23 @@ for cut in (0, 20, 48 + 4 + len(CONFIG) // 2, len(image) // 2, len(image) - 8):
     check("sender hangs up after %d octets: exit 1, no DIR, nothing said" % cut,
           rc == 1 and not os.path.exists(out) and r.transcript[-1][0] != "recv-extra",
           "rc %d %s %s" % (rc, r.transcript[-1][0], r.stderr[-300:]))
+
+# 5b. A hang-up right before the libxl END: libxl's reader takes the end of
+#     input at a record boundary for END (libxl_stream_read.c; xl restore
+#     of such an image succeeds in tests/xenhost), so xl has received the
+#     domain and says so; then GO is missing, as in 4.
+r = Receiver([], os.path.join(WORK, "hangup-before-end"))
+if r.read_exact(len(BANNER)) == BANNER and r.send(image[:-8]):
+    r.hang_up()
+    if r.read_exact(len(READY)) == READY and r.read_exact(len(REPORT)) == REPORT:
+        if r.read_exact(1) == b"\xff":
+            r.read_exact(len(GO))
+rc = r.finish()
+expect_transcript("hang-up before the libxl END", r, [("recv", BANNER), ("send", image[:-8]), ("recv", READY),
+                                                      ("recv", REPORT), ("recv", b"\xff"), ("recv", GO)])
+m = manifest(r.out)
+check("hang-up before the libxl END: domain received, then no GO: exit 1, manifest not complete",
+      rc == 1 and m is not None and m["status"] == "migration-refused", "rc %d %s" % (rc, m))
 
 # 6. Options that make no sense here are refused (exit 2), before the banner.
 for args in (["--format", "xl"], ["-r", "--take-over"], ["some-file"]):

@@ -207,16 +207,30 @@ TEST_F(RestoreTest, BareLibxcStream) {
 
 TEST_F(RestoreTest, TruncatedPlainStreamLeavesNothing) {
   const BuiltStream b = build_stream(plain_hvm());
-  const auto cut = Bytes(b.bytes).first(b.bytes.size() - 8);  // drop the libxl END
+  // Cut 4 octets into the record before the libxl END.
+  const auto cut = Bytes(b.bytes).first(b.bytes.size() - 12);
   const RestoreReport r = restore_bytes(cut, dir());
   EXPECT_EQ(r.status, RestoreStatus::kInvalid);
   EXPECT_EQ(exit_status(r.status), 1);
   ASSERT_TRUE(r.error);
   EXPECT_EQ(r.error->code, ErrorCode::kTruncated);
   // The rule streamverify names for it.
-  EXPECT_EQ(r.error->message, "input: the stream ends at " + hex(cut.size()) + " without its libxl END record [STREAM-05]");
+  EXPECT_NE(r.error->message.find("[STREAM-04]"), std::string::npos) << r.error->message;
   // The directory the restore created is gone again.
   EXPECT_TRUE(list_dir(root_).empty());
+}
+
+TEST_F(RestoreTest, MissingLibxlEndRestoresWithAWarning) {
+  // Xen's libxl reads the end of input after the last record as END, and
+  // restores such a stream (tests/xenhost judged it); so does streamrestore.
+  const BuiltStream b = build_stream(plain_hvm());
+  const auto cut = Bytes(b.bytes).first(b.bytes.size() - 8);  // drop the libxl END
+  const RestoreReport r = restore_bytes(cut, dir());
+  ASSERT_EQ(r.status, RestoreStatus::kComplete) << (r.error ? r.error->describe() : "");
+  EXPECT_EQ(compare_dir(dir(), b.final_model, true), "");
+  bool warned = false;
+  for (const auto& w : r.warnings) warned = warned || w.find("[STREAM-07]") != std::string::npos;
+  EXPECT_TRUE(warned);
 }
 
 TEST_F(RestoreTest, TruncationIntoAnExistingEmptyDirLeavesItEmpty) {

@@ -172,6 +172,33 @@ TEST(QemuState, FooterWithWrongIdIsPayload) {
   EXPECT_EQ(s->footers, 0u);
 }
 
+TEST(QemuState, EofLookalikeInPayloadIsPayload) {
+  // 0x00 0x06 inside a payload looks like EOF followed by a VMDESCRIPTION,
+  // but the "description" does not reach the end of the blob: the real EOF
+  // later wins. QEMU 7.2's device state for Xen has such octets at 0x6e.
+  auto secs = qemu_sections();
+  const std::byte lookalike[] = {std::byte{0x00}, std::byte{0x06}, std::byte{0x00}, std::byte{0x00},
+                                 std::byte{0x00}, std::byte{0x02}, std::byte{0x41}};
+  secs[0].payload.insert(secs[0].payload.begin() + 3, std::begin(lookalike), std::end(lookalike));
+  const Buf blob = qemu_blob(secs);
+  const QemuStateReport r = check_qemu_state(Bytes(blob), 0);
+  EXPECT_TRUE(r.findings.empty()) << r.findings[0].rule << ": " << r.findings[0].message;
+  EXPECT_EQ(r.summary.sections_total, 5u);
+  EXPECT_EQ(r.summary.eof_offset, blob.size() - 1);
+  EXPECT_EQ(r.summary.sections[0].payload_size, 24u + sizeof lookalike);
+}
+
+TEST(QemuState, OctetsAfterTheOnlyEofStillWarn) {
+  // With no stronger candidate, an EOF followed by octets is the EOF (QEVM-06).
+  Buf blob = qemu_blob(qemu_sections());
+  blob.push_back(std::byte{0x06});
+  blob.push_back(std::byte{0x01});
+  const QemuStateReport r = check_qemu_state(Bytes(blob), 0);
+  ASSERT_EQ(r.findings.size(), 1u);
+  EXPECT_EQ(r.findings[0].rule, "QEVM-06");
+  EXPECT_EQ(r.summary.trailing, 2u);
+}
+
 TEST(QemuState, CommandLookalikesStayCheap) {
   // A payload full of octets that read as empty COMMAND tokens, then no
   // EOF: the scan must neither recurse per command nor go quadratic.

@@ -681,6 +681,8 @@ std::vector<Case> build() {
   b.add("stream-04-truncated-record", hvm_stream(), "STREAM-04",
         [](Buf& d, const Offsets& o) { d.resize(o.at("pd0") + 100); });
   b.add("stream-05-no-end", hvm_stream(), "STREAM-05",
+        [](Buf& d, const Offsets& o) { d.resize(o.at("xc_end")); });
+  b.add("stream-07-no-libxl-end", hvm_stream(), "STREAM-07",
         [](Buf& d, const Offsets& o) { d.resize(o.at("xl_end")); });
   b.add("stream-06-trailing", hvm_stream(), "STREAM-06",
         [](Buf& d, const Offsets&) { d.resize(d.size() + 8, std::byte{0x5a}); });

@@ -33,7 +33,7 @@ using testing::corpus;
 // stream, possibly with another message). Everything else is a rule only
 // streamverify checks.
 const std::set<std::string> kReferenceChecks = {
-    "STREAM-01", "STREAM-02", "STREAM-03", "STREAM-04", "STREAM-05",
+    "STREAM-01", "STREAM-02", "STREAM-03", "STREAM-04", "STREAM-05", "STREAM-07",
     "CONT-XL-01", "CONT-XL-06",  // -f xl: no magic; an optional_data_len past the end of the file
     "CONT-XL-12",                // a clear STREAMv2 flag makes it parse the libxl stream as libxc
     "LIBXL-HDR-01", "LIBXL-HDR-02", "LIBXL-HDR-04",

@@ -120,6 +120,9 @@ put "$DOM0" "$PKG/usr/share/seabios/bios-256k.bin" usr/share/seabios/bios-256k.b
 # 'en-us'" otherwise); it needs no option ROM (no NIC, no display, no disk).
 mkdir -p "$DOM0/usr/share/qemu"
 cp -rL "$PKG/usr/share/qemu/keymaps" "$DOM0/usr/share/qemu/keymaps" || die "no qemu keymaps in qemu-system-data"
+# The COLO guest (colo.sh) boots a kernel directly: QEMU's -kernel option ROM
+# (xenfv has no fw_cfg DMA, so the plain one).
+put "$DOM0" "$PKG/usr/share/qemu/linuxboot.bin" usr/share/qemu/linuxboot.bin
 # xl aborts without libgcc_s ("must be installed for pthread_cancel to work").
 put "$DOM0" "$(gcc -print-file-name=libgcc_s.so.1 2>/dev/null || echo /lib/x86_64-linux-gnu/libgcc_s.so.1)" \
     lib/x86_64-linux-gnu/libgcc_s.so.1
@@ -133,7 +136,7 @@ put_with_libs "$DOM0" "$BUILD/tests/xenhost/mutate" xs/bin/mutate
 put_with_libs "$DOM0" "$(command -v zstd)" xs/bin/zstd
 
 # Kernel modules: the closure of what dom0 needs, in load order, then depmod.
-MODS="xen-privcmd xenfs xen-evtchn xen-gntdev xen-gntalloc virtio_pci virtio_blk crc32c_generic ext4"
+MODS="xen-privcmd xenfs xen-evtchn xen-gntdev xen-gntalloc xen-netback virtio_pci virtio_blk crc32c_generic ext4"
 depmod -b "$PKG" "$KVER"
 : >"$DOM0/etc/modules.load"
 for m in $MODS; do
@@ -149,6 +152,7 @@ depmod -b "$DOM0" "$KVER"
 
 install -m 755 "$HERE/dom0-init.sh" "$DOM0/init"
 install -m 755 "$HERE/scenario.sh" "$DOM0/scenario.sh"
+install -m 644 "$HERE/colo.sh" "$DOM0/colo.sh"
 cp "$OUT/vmlinuz" "$DOM0/guest/vmlinuz"
 # The HVM guest's disk: a boot sector that prints the ready marker (on COM1 and
 # on Xen's debug port 0xe9, which dom0 reads with xl dmesg) and
@@ -185,8 +189,15 @@ if [ -n "${XENHOST_CANDIDATES:-}" ]; then
     [ -d "$XENHOST_CANDIDATES" ] || die "XENHOST_CANDIDATES=$XENHOST_CANDIDATES is not a directory"
     cp -r "$XENHOST_CANDIDATES" "$DOM0/candidates"
 fi
-# XENHOST_JUDGE_ALL=1: dom0 judges every mutated case, not CI's subset.
-if [ "${XENHOST_JUDGE_ALL:-0}" = 1 ]; then touch "$DOM0/etc/xenhost-judge-all"; fi
+# XENHOST_JUDGE_SUBSET=1: dom0 judges a subset of the mutated cases (a
+# quicker run while working on the fixture; CI judges them all).
+if [ "${XENHOST_JUDGE_SUBSET:-0}" = 1 ]; then touch "$DOM0/etc/xenhost-judge-subset"; fi
+# XENHOST_ONLY=colo: dom0 runs only the COLO section (colo.sh), for iterating on it.
+case "${XENHOST_ONLY:-}" in
+    "") ;;
+    colo) echo colo >"$DOM0/etc/xenhost-only" ;;
+    *) die "XENHOST_ONLY=$XENHOST_ONLY: only 'colo' is known" ;;
+esac
 pack "$DOM0" "$OUT/dom0.cpio.gz"
 rm -rf -- "$DOM0" "$DOMU"
 echo "xenhost-mkimage: $(du -h "$OUT/dom0.cpio.gz" | cut -f1) dom0.cpio.gz, $(du -h "$OUT/domu.cpio.gz" | cut -f1) domu.cpio.gz, kernel $KVER" >&2

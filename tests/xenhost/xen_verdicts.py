@@ -6,8 +6,10 @@ Usage: xen_verdicts.py BUILD_DIR > spec/xen-verdicts.md
 Reads BUILD_DIR/tests/xenhost/out/judge: verdicts.txt (dom0: case, xl
 restore's exit status), host.txt (written by `check.sh BUILD_DIR judge pv`:
 case, xl's status, streamverify's, streamverify --strict's, streamrestore's)
-and CASE.log (xl restore's output, of which the first error line, the
-cause, is quoted), and the case descriptions from `mutate --list`.
+CASE.log (xl restore's output, of which the first error line, the cause, is
+quoted) and times.txt (dom0's uptime before and after each case), the case
+descriptions from `mutate --list`, and each case's rule as
+spec/verify-rules.md classifies it (enforced by, severity).
 """
 import os
 import re
@@ -31,6 +33,18 @@ def first_error(path):
     return line.replace("|", "\\|")[:200]
 
 
+def spec_rules():
+    """{rule id: (enforced, severity)} from spec/verify-rules.md."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../spec/verify-rules.md")
+    rules = {}
+    with open(path) as f:
+        for line in f:
+            cells = [c.strip() for c in line.strip().split("|")]
+            if len(cells) >= 6 and re.fullmatch(r"[A-Z]+(-[A-Z0-9]+)*-[0-9]{2}", cells[1]):
+                rules[cells[1]] = (cells[-3], cells[-2])
+    return rules
+
+
 def main():
     if len(sys.argv) != 2:
         sys.exit(__doc__)
@@ -39,6 +53,15 @@ def main():
     listing = subprocess.run([os.path.join(build, "tests/xenhost/mutate"), "--list"],
                              check=True, capture_output=True, text=True).stdout
     what = dict(l.split("\t", 1) for l in listing.splitlines())
+    rules = spec_rules()
+    seconds = {}
+    try:
+        with open(os.path.join(judge, "times.txt")) as f:
+            for line in f:
+                name, t0, t1 = line.split()
+                seconds[name] = float(t1) - float(t0)
+    except OSError:
+        pass
     rows = []
     with open(os.path.join(judge, "host.txt")) as f:
         for line in f:
@@ -60,13 +83,22 @@ def main():
               "streamverify and streamrestore accept exactly what Xen accepts, and that\n"
               "`streamverify --strict` rejects every case Xen accepts whose rule is not one\n"
               "Xen itself treats as a warning (see spec/verify-rules.md, strict rules).\n\n")
-    out.write("| case | mutation | xl restore | xl's first error line | streamverify | --strict | streamrestore |\n")
-    out.write("|---|---|---|---|---|---|---|\n")
+    out.write("The rule column is the case's rule as spec/verify-rules.md classifies it\n"
+              "(enforced by `xen` or only `strict`, and its severity); the test also asserts\n"
+              "that Xen refuses exactly the cases whose rule is `xen, error`. The last\n"
+              "column is dom0's time for the case (mutate piped into `xl restore -p`, then\n"
+              "`xl destroy`), under TCG.\n\n")
+    out.write("| case | rule | mutation | xl restore | xl's first error line | streamverify | --strict "
+              "| streamrestore | s |\n")
+    out.write("|---|---|---|---|---|---|---|---|---|\n")
     for name, xen, v, s, r in rows:
         desc = what.get(name, "?").replace("|", "\\|")
+        m = re.match(r"(([A-Z]+-)+[0-9]{2})", name)
+        rule = f"{m.group(1)} ({', '.join(rules.get(m.group(1), ('?', '?')))})" if m else ""
         err = "" if xen == "0" else first_error(os.path.join(judge, name + ".log"))
-        out.write(f"| `{name}` | {desc} | {verdict(xen, 'restored', 'refused')} | {err} "
-                  f"| {verdict(v)} | {verdict(s)} | {verdict(r, 'restored', 'refused')} |\n")
+        secs = f"{seconds[name]:.0f}" if name in seconds else ""
+        out.write(f"| `{name}` | {rule} | {desc} | {verdict(xen, 'restored', 'refused')} | {err} "
+                  f"| {verdict(v)} | {verdict(s)} | {verdict(r, 'restored', 'refused')} | {secs} |\n")
     agree = sum(1 for _, xen, v, _, r in rows if (xen == "0") == (v == "0") == (r == "0"))
     out.write(f"\n{len(rows)} of the {len(what)} cases of `mutate --list` were judged in this run; "
               f"in {agree} of them streamverify and streamrestore agree with Xen.\n")

@@ -899,6 +899,7 @@ Expected<ConvertResult> Converter::run() {
   }
   result_.input_bytes = in_.position();
   result_.output_bytes = out_.position();
+  result_.last_checkpoint = reader_->last_checkpoint_seen();
   report(Severity::kVerbose,
          "wrote " + std::to_string(result_.checkpoints) + " checkpoint(s), " + std::to_string(result_.page_records) +
              " PAGE_DATA records, " + std::to_string(result_.pages) + " pages" +

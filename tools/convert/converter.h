@@ -104,6 +104,7 @@ struct ConvertResult {
   std::uint64_t input_bytes = 0;       // input consumed
   std::uint64_t output_bytes = 0;
   std::uint64_t warnings = 0;
+  bool last_checkpoint = false;  // the last checkpoint's body had LAST_CHECKPOINT
 };
 
 // Converts the legacy stream read from `in` into `out`. On error the sink

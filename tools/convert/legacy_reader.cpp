@@ -288,7 +288,7 @@ Expected<LegacyEvent> LegacyReader::step() {
       }
 
       case State::kAfterCheckpoint: {
-        if (last_checkpoint_ && options_.input_continues) {
+        if (options_.single_checkpoint || (last_checkpoint_ && options_.input_continues)) {
           state_ = State::kEnded;
           continue;
         }

@@ -58,6 +58,10 @@ struct LegacyReaderOptions {
   // protocol): after a LAST_CHECKPOINT stream the reader ends without
   // probing for the end of input, which would wait for the peer.
   bool input_continues = false;
+  // The stream is one checkpoint, whatever follows it: after the first
+  // checkpoint the reader ends without probing for more input, as Xen's
+  // convert-legacy-stream reads one image (xl migrate-receive without -r).
+  bool single_checkpoint = false;
 };
 
 enum class LegacyEventKind : std::uint8_t {

@@ -90,6 +90,7 @@ std::string_view outcome_name(ReceiverOutcome outcome) {
     case ReceiverOutcome::kGoRefused: return "go-refused";
     case ReceiverOutcome::kFailover: return "failover";
     case ReceiverOutcome::kComplete: return "complete";
+    case ReceiverOutcome::kSenderLost: return "sender-lost";
   }
   return "?";
 }
@@ -147,7 +148,8 @@ Expected<void> check_xl_header(const XlHeaderInfo& xl) {
 // thread while `restore` reads the libxl stream from the other end. The
 // converter reads from `in` itself, so it stops where the legacy stream ends
 // and what follows (the GO message) stays in `in`.
-int restore_legacy(Source& in, const ContainerInfo& container, const RestoreFn& restore, ReceiverReport& rep) {
+int restore_legacy(Source& in, const ContainerInfo& container, const RestoreFn& restore, Mode mode,
+                   ReceiverReport& rep) {
   int p[2];
   if (::pipe2(p, O_CLOEXEC) != 0) {
     rep.legacy_error = io_error("cannot create a pipe for the legacy conversion", errno);
@@ -161,6 +163,8 @@ int restore_legacy(Source& in, const ContainerInfo& container, const RestoreFn& 
     co.format = convert::OutputFormat::kLibxl;
     co.xl_header = false;  // read above
     co.reader.input_continues = true;  // the GO message follows on `in`
+    // Without -r, one image, as convert-legacy-stream reads (xl_migrate.h).
+    co.reader.single_checkpoint = mode == Mode::kPlain;
     co.report = [&notes](convert::Severity sev, const std::string& m) {
       if (sev == convert::Severity::kWarning) notes.push_back(m);
     };
@@ -187,6 +191,10 @@ int restore_legacy(Source& in, const ContainerInfo& container, const RestoreFn& 
   converter.join();
   rep.legacy_converted = true;
   rep.legacy_warnings = std::move(notes);
+  if (*converted) {
+    rep.legacy_checkpoints = (*converted)->checkpoints;
+    rep.legacy_last_checkpoint = (*converted)->last_checkpoint;
+  }
   if (!*converted) {
     rep.legacy_error = std::move(*converted).error();
     return status == 2 ? 2 : 1;
@@ -237,16 +245,24 @@ Expected<ReceiverReport> run_xl_migrate_receiver(Source& in, int out_fd, const R
                      "the xl header's STREAMv2 flag promises a libxl stream; the payload is not one");
   }
 
+  if (!xl.stream_v2() && opts.mode == Mode::kColo) {
+    return malformed(container->payload_offset,
+                     "the xl header has no STREAMv2 flag: a legacy stream, which cannot carry COLO's "
+                     "checkpoint states (libxl restores legacy streams without a back channel)");
+  }
+
   if (xl.stream_v2()) {
     rep.restore_status = restore(in, *container);
   } else {
     // As xl's migrate_receive: a broken pipe is an error, not a signal.
     ::signal(SIGPIPE, SIG_IGN);
-    rep.restore_status = restore_legacy(in, *container, restore, rep);
+    rep.restore_status = restore_legacy(in, *container, restore, opts.mode, rep);
     if (rep.legacy_error && rep.restore_status == 0) rep.restore_status = 1;
   }
   if (opts.mode != Mode::kPlain) {
-    if (rep.restore_status == 3) {
+    // A legacy Remus stream that ended without LAST_CHECKPOINT: the primary
+    // went away after the last complete checkpoint (xl_migrate.h).
+    if (rep.restore_status == 3 || (rep.restore_status == 0 && rep.legacy_converted && !rep.legacy_last_checkpoint)) {
       rep.outcome = ReceiverOutcome::kFailover;
       return rep;
     }
@@ -261,7 +277,13 @@ Expected<ReceiverReport> run_xl_migrate_receiver(Source& in, int out_fd, const R
     return make_error(ErrorCode::kUsage, in.position(),
                       "restore failed with status " + std::to_string(rep.restore_status) + legacy_note(rep));
   }
-  XS_TRY(write_all(out_fd, kReceiverReady, "\"domain received\""));
+  if (auto w = write_all(out_fd, kReceiverReady, "\"domain received\""); !w) {
+    // xl's receiver exits here; its sender sees the connection drop and
+    // resumes its domain (if it is still there to do so).
+    rep.reply_error = std::move(w).error();
+    rep.outcome = ReceiverOutcome::kSenderLost;
+    return rep;
+  }
   if (auto go = expect_from_source(in, kSenderGo, "the sender's \"cleared to unpause\""); !go) {
     // xl: status 0xFF, destroy its copy, then the permission to resume.
     rep.go_error = std::move(go).error();

@@ -11,10 +11,13 @@
 //      no unknown mandatory flag, optional data of at least 4 octets and a
 //      config_len that fits in it. A failed check ends the receiver with
 //      nothing more written (xl exits; its sender resumes the domain)
-//   3  hands the libxl stream to `restore` (without the STREAMv2 flag: a
-//      legacy stream, converted on the fly with tools/convert, as libxl does), which must read no further than
-//      the END record (restore_stream() with check_trailing off)
-//   4  writes "domain received, ready to unpause\0" (34)
+//   3  hands the libxl stream to `restore`, which must read no further than
+//      the END record (restore_stream() with check_trailing off). Without the
+//      STREAMv2 flag the payload is a legacy stream, converted on the fly with
+//      tools/convert as libxl does with convert-legacy-stream (see "Legacy
+//      payloads" below)
+//   4  writes "domain received, ready to unpause\0" (34); when that fails
+//      (the sender went away) the outcome is kSenderLost
 //   5  reads "domain is yours, you are cleared to unpause\0" (44)
 //   6  writes "my copy unpause results are as follows\0" (39) and the status
 //      octet: 0 with `take_over` (the sender then destroys its domain), else
@@ -26,6 +29,24 @@
 // A restore that fails before step 4 sends nothing more. Remus and COLO
 // (`mode`): steps 1-3 only; `restore` returns at failover (the primary went
 // away) and nothing more is written.
+//
+// Legacy payloads (no STREAMv2 flag). Nothing in a legacy stream says
+// whether another checkpoint follows a complete one except LAST_CHECKPOINT,
+// which Remus senders never wrote. Xen's convert-legacy-stream reads one
+// image whatever follows, so:
+//   plain: the first checkpoint is the stream; the receiver does not wait
+//     for more input (a sender without LAST_CHECKPOINT waits for step 4),
+//     and whatever the sender writes next is read as step 5 (a Remus sender's
+//     next checkpoint is a wrong GO, answered with 0xFF as xl does)
+//   Remus: checkpoints are converted as they come (each one is committed
+//     when the next is complete: only then is it known not to be the last);
+//     the end of input without LAST_CHECKPOINT is the primary going away:
+//     kFailover at the last complete checkpoint (an incomplete one is
+//     dropped). With LAST_CHECKPOINT the stream is complete (kComplete).
+//     Xen takes the first checkpoint only and fails over at once.
+//   COLO: refused (kMalformed, nothing written after the banner): a legacy
+//     stream cannot carry COLO's checkpoint states (libxl asserts it has no
+//     back channel).
 #pragma once
 
 #include <cstdint>
@@ -85,6 +106,7 @@ enum class ReceiverOutcome : std::uint8_t {
   kGoRefused,  // plain: step 5 wrong or missing; 0xFF and step 7 sent (as xl)
   kFailover,   // remus/colo: the primary went away; restore returned 3
   kComplete,   // remus/colo: the stream ended with END (restore returned 0)
+  kSenderLost,  // plain: restored, but step 4 could not be written (the sender went away)
 };
 std::string_view outcome_name(ReceiverOutcome outcome);  // "taken-over", "captured", ...
 
@@ -100,13 +122,16 @@ struct ReceiverReport {
   bool legacy_converted = false;
   std::vector<std::string> legacy_warnings;
   std::optional<Error> legacy_error;
+  std::uint64_t legacy_checkpoints = 0;  // complete legacy checkpoints converted
+  bool legacy_last_checkpoint = false;   // the legacy stream said LAST_CHECKPOINT
   std::string config;      // the domain config from the xl header (NUL removed)
   bool config_json = true;
 };
 
 // Runs the receiver on `in_fd` (from the sender) and `out_fd` (to it).
-//   kMalformed / kTruncated: the xl header was wrong (nothing written after
-//     the banner); a wrong step 5 is not an error but kGoRefused
+//   kMalformed / kTruncated: the xl header was wrong, or a legacy payload
+//     came in COLO mode (nothing written after the banner); a wrong step 5
+//     is not an error but kGoRefused, a failed step 4 not one but kSenderLost
 //   kIo: a read or write failed
 //   kUsage (with message "restore failed with status N"): `restore` returned
 //     neither 0 nor (remus) 3; report in error text

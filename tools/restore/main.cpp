@@ -138,6 +138,13 @@ int xl_receive(const ReceiveArgs& a) {
                                        : migrate::Mode::kPlain;
   std::optional<RestoreReport> last;
   migrate::ColoBackChannel back(1);
+  const std::string mode_s(migrate::mode_name(mode));
+  nlohmann::json mig = {{"mode", mode_s}, {"take_over", a.take_over}};
+  if (mode == migrate::Mode::kColo) {
+    mig["coloft_script"] = a.coloft_script;
+    mig["userspace_colo_proxy"] = a.userspace_colo_proxy;
+  }
+  bool pending_recorded = false;
   auto restore_fn = [&](Source& src, const ContainerInfo& container) {
     DirectoryOptions dopts;
     dopts.dir = a.out;
@@ -163,6 +170,19 @@ int xl_receive(const ReceiveArgs& a) {
       ropts.on_checkpoint_new = [&back] { return back.new_checkpoint(); };
     }
     last = restore_stream(src, container, **backend, ropts);
+    if (mode == migrate::Mode::kPlain && last->status == RestoreStatus::kComplete) {
+      // Until the sender answers, DIR holds a received domain, not a
+      // completed migration: say so before "domain received" goes out, so
+      // that no ending (a crash, a kill) leaves a DIR that looks finished.
+      nlohmann::json pending = mig;
+      pending["outcome"] = "pending";
+      pending["told_sender"] = "nothing yet (\"domain received\" is being sent)";
+      if (auto r = record_migration(a.out, pending, "migration-pending", a.fsync); !r) {
+        print_error("error: recording the migration in the manifest: " + r.error().message);
+        return kExitUsage;  // nothing more is said: the sender resumes its domain
+      }
+      pending_recorded = true;
+    }
     return exit_status(last->status);
   };
   migrate::ReceiverOptions mopts;
@@ -172,25 +192,34 @@ int xl_receive(const ReceiveArgs& a) {
   if (last && !a.quiet) {
     for (const auto& w : last->warnings) print_error("warning: " + w);
   }
-  const std::string mode_s(migrate::mode_name(mode));
   int rc = 0;
-  nlohmann::json mig = {{"mode", mode_s}, {"take_over", a.take_over}};
-  if (mode == migrate::Mode::kColo) {
-    mig["back_channel_messages"] = back.messages();
-    mig["coloft_script"] = a.coloft_script;
-    mig["userspace_colo_proxy"] = a.userspace_colo_proxy;
-  }
+  if (mode == migrate::Mode::kColo) mig["back_channel_messages"] = back.messages();
   std::string new_status;  // replaces the manifest's status when set
+  const bool have_manifest = ::access((a.out + "/" + kManifestName).c_str(), F_OK) == 0;
   if (!rep) {
     if (last && last->error) print_error("error: restore: " + last->error->describe());
     print_error("error: xl migrate-receive (" + mode_s + "): " + rep.error().describe());
     rc = last ? (exit_status(last->status) != 0 ? exit_status(last->status) : 1) : 1;
     if (rep.error().code == ErrorCode::kIo && rc == 1) rc = kExitUsage;
+    if (have_manifest) {
+      // DIR holds something (a pending capture, checkpoints committed before
+      // a bad record): the manifest says how the migration ended.
+      mig["outcome"] = "restore-failed";
+      mig["told_sender"] = "nothing more";
+      mig["error"] = rep.error().message;
+      if (pending_recorded) new_status = "migration-incomplete";
+      if (auto r = record_migration(a.out, mig, new_status, a.fsync); !r) {
+        print_error("error: recording the migration in the manifest: " + r.error().message);
+        if (rc == 0) rc = kExitUsage;
+      }
+    }
   } else {
     const std::string outcome(migrate::outcome_name(rep->outcome));
     mig["outcome"] = outcome;
     if (rep->legacy_converted) {
       mig["converted_from_legacy"] = true;
+      mig["legacy_checkpoints"] = rep->legacy_checkpoints;
+      mig["legacy_last_checkpoint"] = rep->legacy_last_checkpoint;
       if (!a.quiet) {
         for (const auto& w : rep->legacy_warnings) print_error("warning: legacy conversion: " + w);
       }
@@ -223,13 +252,31 @@ int xl_receive(const ReceiveArgs& a) {
       case migrate::ReceiverOutcome::kFailover:
         told = "nothing (the primary went away)";
         print_error("xl migrate-receive (" + mode_s + "): failover: " + a.out + " holds checkpoint " +
-                    std::to_string(last->checkpoints));
+                    std::to_string(last->checkpoints) +
+                    (rep->legacy_converted ? " (legacy stream: it ended without LAST_CHECKPOINT)" : ""));
+        // A converted legacy stream ends with END: the restore said complete.
+        if (rep->restore_status == 0) new_status = "failover";
         rc = 3;
         break;
       case migrate::ReceiverOutcome::kComplete:
         told = "nothing (the stream ended with END)";
         print_error("xl migrate-receive (" + mode_s + "): stream complete");
         break;
+      case migrate::ReceiverOutcome::kSenderLost:
+        told = "nothing: the sender went away before \"domain received\"";
+        print_error("error: xl migrate-receive: the sender went away before \"domain received\" could be sent; " +
+                    a.out + " holds the received domain but the migration did not complete");
+        new_status = "migration-incomplete";
+        rc = kExitUsage;
+        break;
+    }
+    if (rep->reply_error && rep->outcome != migrate::ReceiverOutcome::kSenderLost) {
+      // Say only what reached the sender's side of the connection.
+      if (!rep->status) {
+        told = "nothing: \"domain received\" was sent, the unpause result could not be";
+      } else if (*rep->status != 0 && !rep->permission_sent) {
+        told = "status " + std::to_string(*rep->status) + ", but not the permission to resume";
+      }
     }
     mig["told_sender"] = told;
     if (rep->reply_error) {
@@ -239,6 +286,8 @@ int xl_receive(const ReceiveArgs& a) {
       if (rc == 0) rc = kExitUsage;
       if (new_status.empty()) new_status = "migration-unanswered";
     }
+    // The pending mark goes only when the conversation ended as recorded.
+    if (new_status.empty() && pending_recorded) new_status = "complete";
     print_error("xl migrate-receive: domain config (" + std::to_string(rep->config.size()) + " octets, " +
                 (rep->config_json ? "JSON" : "xl format") + ") kept in " + a.out);
     if (auto r = record_migration(a.out, mig, new_status, a.fsync); !r) {

@@ -81,7 +81,8 @@ class Driver {
   RestoreReport rule_broke(ErrorCode code = ErrorCode::kMalformed);
   void collect_problems();
   RestoreReport backend_failed(Error e);
-  RestoreReport completed();
+  // walk_ended: the rules already saw the end of input (read_error).
+  RestoreReport completed(bool walk_ended = false);
   void replay();
   void finish(Outcome outcome, std::optional<Error> reason);
   void report_progress(bool done);
@@ -226,6 +227,9 @@ RestoreReport Driver::rule_broke(ErrorCode code) {
 // error, an over-long record header). After a commit that is Xen's failover.
 RestoreReport Driver::read_failed(Error e) {
   engine_.read_error(e);
+  // The input ended right after the libxc stream, without the libxl END:
+  // Xen's libxl reads that as END, and so do we (STREAM-07, a warning).
+  if (engine_.end_implied() && !engine_.broken()) return completed(/*walk_ended=*/true);
   if (commits_ == 0 && engine_.broken() && e.code != ErrorCode::kIo && e.code != ErrorCode::kUsage) {
     return rule_broke(e.code);
   }
@@ -604,8 +608,10 @@ void Driver::finish(Outcome outcome, std::optional<Error> reason) {
   if (report_.replay && !report_.replay->ok) report_.status = RestoreStatus::kReplayFailed;
 }
 
-RestoreReport Driver::completed() {
-  if (o_.check_trailing && !engine_.ends_here()) {
+RestoreReport Driver::completed(bool walk_ended) {
+  if (walk_ended) {
+    cur_.release();
+  } else if (o_.check_trailing && !engine_.ends_here()) {
     auto t = cur_.finish();
     if (!t && (t.error().code == ErrorCode::kIo || t.error().code == ErrorCode::kUsage)) {
       report_.warnings.push_back(t.error().describe());

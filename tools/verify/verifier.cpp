@@ -239,6 +239,7 @@ class Verifier {
   const std::optional<Problem>& first_error() const { return first_error_; }
   enum class Stop : std::uint8_t { kNo, kEnd, kFailover };
   Stop stop() const { return stop_; }
+  bool end_implied() const { return end_implied_; }
   template <typename F>
   void with_source(Source* src, F&& f) {
     Source* saved = src_;
@@ -416,6 +417,7 @@ class Verifier {
   // Layer state (mirrors the cursor's).
   bool nested_ = false;
   bool in_libxc_ = false;
+  bool end_implied_ = false;  // the input ended where libxl reads an END (STREAM-07)
   bool seen_libxc_context_ = false;
   bool legacy_option_ = false;
   std::uint64_t checked_image_at_ = ~std::uint64_t{0};
@@ -816,6 +818,18 @@ void Verifier::read_error(const Error& e) {
         s_.pages_per_checkpoint.push_back(pages_in_period_);
       }
     }
+    finish_walk();
+    return;
+  }
+  if (at_boundary && nested_ && seen_libxc_context_ && !in_libxc_) {
+    // libxl's reader asks for the next record header and takes the end of
+    // input for success; the header it zero-filled reads as END, so Xen
+    // restores the stream (the judge's verdict, tests/xenhost).
+    add(R::kStream07, e.offset, "input",
+        "the stream ends at " + hex(e.offset) +
+            " without its libxl END record: Xen's libxl reads the end of input at a record "
+            "boundary as END");
+    end_implied_ = true;
     finish_walk();
     return;
   }
@@ -1778,10 +1792,10 @@ void Verifier::on_tsc(const RecordView& rec) {
   if (f.u32(20) != 0) {
     add_rec(R::kLibxcTsc02, rec, 20, "reserved field is " + hex(f.u32(20)) + ", expected 0");
   }
-  if (t.mode > 3) {
+  if (t.mode > 2) {
     add_rec(R::kLibxcTsc03, rec, 0,
-            "mode " + std::to_string(t.mode) + " is not one of 0-3 (default, always emulate, "
-            "never emulate, pvrdtscp)");
+            "mode " + std::to_string(t.mode) + " is not one of 0-2 (default, always emulate, "
+            "never emulate): Xen refuses it");
   }
 }
 
@@ -2157,6 +2171,7 @@ bool RuleEngine::end(std::uint64_t bytes) {
 bool RuleEngine::broken() const { return impl_->result.errors > 0; }
 bool RuleEngine::ends_here() const { return impl_->verifier.stop() == Verifier::Stop::kEnd; }
 bool RuleEngine::fails_over_here() const { return impl_->verifier.stop() == Verifier::Stop::kFailover; }
+bool RuleEngine::end_implied() const { return impl_->verifier.end_implied(); }
 
 std::string_view mode_name(Mode m) {
   switch (m) {

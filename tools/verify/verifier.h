@@ -232,6 +232,9 @@ class RuleEngine {
   // a failover to the last checkpoint, as when the stream stops).
   bool ends_here() const;
   bool fails_over_here() const;
+  // After read_error(): the input ended where Xen's libxl takes it for the
+  // libxl END (STREAM-07), so the stream is complete, not cut.
+  bool end_implied() const;
   const std::optional<Problem>& first_error() const;
   // Problems listed so far (result().problems), stream order.
   std::size_t problem_count() const;
