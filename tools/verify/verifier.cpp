@@ -2019,7 +2019,10 @@ void Verifier::pv_type_checks(const RecordView& rec) {
     if (pfn > max_pfn_) return std::nullopt;
     return types_.get(pfn);
   };
-  for (const auto& [vcpu, r] : vcpu_refs_) {
+  for (const auto& kv : vcpu_refs_) {
+    // Not a structured binding: clang 14 cannot capture one in a lambda.
+    const auto vcpu = kv.first;
+    const auto& r = kv.second;
     const Loc at{0, r.record, std::string(kVcpuRec)};
     auto at_field = [&](std::size_t off) {
       Loc l = at;
