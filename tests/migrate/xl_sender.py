@@ -87,9 +87,12 @@ class Receiver:
         return True
 
     def crash(self):
-        """The sender dies: both of its ends of the connection close."""
-        self.hang_up()
+        """The sender dies: both of its ends of the connection close. The end
+        it reads from closes first, so that whatever the receiver writes
+        after it sees EOF fails (EPIPE) every time, not only when it loses
+        the race against the second close."""
         self.p.stdout.close()
+        self.hang_up()
         try:
             self.p.wait(TIMEOUT)
         except subprocess.TimeoutExpired:
