@@ -319,8 +319,17 @@ Scenario build_scenario(const ScenarioOptions& o) {
     }
   };
   std::map<std::uint64_t, unsigned> type_of;
+  // A PV guest's top-level page table, which every vcpu's cr3 names: Xen
+  // wants an L4 table (64-bit) or L3 table (32-bit PAE) there.
+  const unsigned top_level = o.guest_width == 8 ? 4 : 3;
+  const std::uint64_t top_table = pv && o.all_page_types ? 16 + top_level - 1 : 1;
   auto put = [&](std::uint64_t pfn, unsigned type) {
-    const Page p = page_version(pfn, version[pfn]);
+    Page p = page_version(pfn, version[pfn]);
+    if ((type & 7) >= 1 && (type & 7) <= 4) {
+      // A page table's entries (8 octets, PAE or 64-bit) are not present:
+      // random ones would name pfns beyond max_pfn.
+      for (std::size_t e = 0; e < p.size(); e += 8) p[e] &= std::byte{0xFE};
+    }
     memory[pfn] = p;
     type_of[pfn] = type;
     return Sent{(std::uint64_t{type} << 28) | pfn, p};
@@ -348,6 +357,8 @@ Scenario build_scenario(const ScenarioOptions& o) {
         if (pv && o.all_page_types && pfn >= 16 && pfn < 24) {
           static constexpr unsigned kTables[] = {1, 2, 3, 4, 9, 10, 11, 12};
           type = kTables[pfn - 16];
+        } else if (pv && pfn == top_table) {
+          type = top_level;
         }
         if (o.lone_lpintab && pfn == 2) type = 8;
         sent.push_back(put(pfn, type));
@@ -366,7 +377,7 @@ Scenario build_scenario(const ScenarioOptions& o) {
       while (dirty.size() < std::min<std::uint32_t>(o.dirty, o.pages)) dirty.insert(splitmix(rng) % o.pages);
       for (std::uint64_t pfn : dirty) {
         ++version[pfn];
-        sent.push_back(put(pfn, 0));
+        sent.push_back(put(pfn, type_of[pfn]));
       }
     }
     send(sent, compressed);
@@ -432,6 +443,16 @@ Scenario build_scenario(const ScenarioOptions& o) {
         std::vector<std::byte> ctx(o.guest_width == 8 ? lg::kVcpuContextSize64 : lg::kVcpuContextSize32);
         const std::vector<std::byte> fpu = pattern(512, id * 31 + c);
         std::copy(fpu.begin(), fpu.end(), ctx.begin());
+        // cr3 names the top-level table (ctrlreg[3]; a 32-bit guest's cr3
+        // holds the pfn rotated by 12); start_info (rdx) is pfn 0 and the
+        // GDT is empty.
+        if (o.guest_width == 8) {
+          const std::uint64_t cr3 = top_table << 12;
+          std::memcpy(ctx.data() + 5008, &cr3, 8);
+        } else {
+          const auto cr3 = static_cast<std::uint32_t>((top_table << 12) | (top_table >> 20));
+          std::memcpy(ctx.data() + 2728, &cr3, 4);
+        }
         b.raw(ctx);
         if (o.extv) b.raw(pattern(128, id * 37 + c));
         if (o.xsave_size) b.xsave(7, pattern(o.xsave_size, id * 41 + c));

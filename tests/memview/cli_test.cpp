@@ -64,7 +64,8 @@ const char kBanner[] = "Linux version 6.1.0-test (synthetic) #1 SMP";
 
 // A 64-bit PV guest: kernel text at 0xffffffff81000000 (pfn 0x20) through
 // L4 0x10 -> L3 0x11 -> L2 0x12 -> L1 0x13; the banner at +0x123. A second
-// PAGE_DATA resends pfn 0x21 (the later copy wins). pfn 0x30 is XTAB.
+// PAGE_DATA resends pfn 0x21 (the later copy wins), which is also
+// start_info. pfn 0x30 is XTAB.
 fs::path pv_image(const fs::path& dir, bool hostile = false) {
   ImageBuilder b(false);
   Page l4{}, l3{}, l2{}, l1{}, text = filled(0x20);
@@ -80,6 +81,7 @@ fs::path pv_image(const fs::path& dir, bool hostile = false) {
   b.page_data({entry(0, 0x21)}, {filled(0x21, 1)});
   TestRegs r0;
   r0.cr3 = 0x10 << 12;
+  r0.rdx = 0x21;  // start_info: a populated NOTAB pfn, as Xen wants
   r0.rip = 0xffffffff81000123ull;
   r0.rax = 0xaaaa;
   TestRegs r1 = r0;

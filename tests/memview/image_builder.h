@@ -111,11 +111,12 @@ class ImageBuilder {
     // The records a restore needs before any page, in the order Xen's
     // saver writes them (the rule engine that streamrestore runs refuses a
     // stream without them): the PV layout, STATIC_DATA_END, then one p2m
-    // frame covering pfns 0-511.
+    // frame covering pfns 0-511, at pfn 0x20 (a data page in the images
+    // that a test restores: Xen wants the frame populated and NOTAB).
     if (!hvm) ok(w_.append_x86_pv_info(8, 4));
     ok(w_.append(format::libxc::RecordType::kStaticDataEnd));
     if (!hvm) {
-      const std::vector<std::uint64_t> frames{0x14};
+      const std::vector<std::uint64_t> frames{0x20};
       ok(w_.append_p2m_frames(0, 511, frames));
     }
   }
