@@ -235,6 +235,35 @@ uint8_t* pfn_entry(Image& img, std::pair<size_t, size_t> at) {
     return img.libxc[at.first].body.data() + 8 + 8 * at.second;
 }
 
+// A page sent in PAGE_DATA: its record, its entry, its pfn and, for a page
+// that carries data, the offset of its 4096 octets in the record body.
+struct Sent {
+    size_t record, entry;
+    uint64_t pfn;
+    size_t data;
+};
+// The first page whose type (the entry's top nibble) satisfies WANT.
+Sent first_sent(Image& img, const std::function<bool(unsigned)>& want) {
+    for (size_t i = 0; i < img.libxc.size(); ++i) {
+        const Rec& r = img.libxc[i];
+        if (r.type != kPageData) continue;
+        const uint32_t count = le32(r.body.data());
+        size_t data = 8 + 8 * size_t(count);
+        for (size_t e = 0; e < count; ++e) {
+            const uint64_t entry = le64(r.body.data() + 8 + 8 * e);
+            const unsigned type = unsigned(entry >> 60);
+            if (want(type)) return {i, e, entry & ((uint64_t(1) << 52) - 1), data};
+            if (type < 0xd) data += 4096;  // BROKEN, XALLOC and XTAB carry none
+        }
+    }
+    throw Bad{"no page of the wanted type"};
+}
+bool l1_table(unsigned type) { return (type & 7) == 1; }
+bool notab(unsigned type) { return type == 0; }
+// vcpu_guest_context_x86_64 fields, as offsets in X86_PV_VCPU_BASIC's body
+// (an 8-octet vcpu id and reserved field come first).
+constexpr size_t kCtxRdx = 8 + 616, kCtxGdtFrames = 8 + 4832, kCtxGdtEnts = 8 + 4960, kCtxCr3 = 8 + 5008;
+
 struct Case {
     const char* name;  // RULE-ID-what: the file name
     const char* what;
@@ -352,6 +381,11 @@ std::vector<Case> cases() {
                  uint8_t* p = pfn_entry(i, first_notab(i));
                  put_le64(p, (le64(p) & ~((uint64_t(1) << 52) - 1)) | 0x1000000);
              });
+    img_case("LIBXC-PAGE-11-pte-beyond-max-pfn",
+             "the first L1 table's first entry -> present, pfn 0xfffffff (beyond max_pfn)", [](Image& i) {
+                 const Sent l1 = first_sent(i, l1_table);
+                 put_le64(i.libxc[l1.record].body.data() + l1.data, (uint64_t(0xfffffff) << 12) | 0x67);
+             });
     // X86_PV_INFO
     img_case("LIBXC-PVINFO-01-short", "X86_PV_INFO body cut to 4 octets",
              [](Image& i) { rec(i, kPvInfo).body.resize(4); });
@@ -367,6 +401,17 @@ std::vector<Case> cases() {
     });
     img_case("LIBXC-P2M-03-short", "the last p2m frame pfn dropped (body 8 octets short)",
              [](Image& i) { rec(i, kP2mFrames).body.resize(rec(i, kP2mFrames).body.size() - 8); });
+    img_case("LIBXC-P2M-05-frame-missing", "start_pfn = one frame's worth of pfns, the first frame pfn dropped",
+             [](Image& i) {
+                 Body& b = rec(i, kP2mFrames).body;
+                 put_le32(b.data(), 4096 / 8);
+                 std::memmove(b.data() + 8, b.data() + 16, b.size() - 16);
+                 b.resize(b.size() - 8);
+             });
+    img_case("LIBXC-P2M-06-frame-l1", "the first p2m frame pfn -> the first L1 table's pfn", [](Image& i) {
+        const uint64_t pfn = first_sent(i, l1_table).pfn;
+        put_le64(rec(i, kP2mFrames).body.data() + 8, pfn);
+    });
     // vCPU records
     img_case("LIBXC-VCPU-02-vcpu-id", "a copy of X86_PV_VCPU_BASIC for vcpu 5 (the guest has 1)", [](Image& i) {
         Rec r = rec(i, kVcpuBasic);
@@ -377,6 +422,21 @@ std::vector<Case> cases() {
              [](Image& i) { put_le32(rec(i, kVcpuBasic).body.data() + 4, 1); });
     img_case("LIBXC-VCPU-05-basic-size", "X86_PV_VCPU_BASIC blob 8 octets short",
              [](Image& i) { rec(i, kVcpuBasic).body.resize(rec(i, kVcpuBasic).body.size() - 8); });
+    img_case("LIBXC-VCPU-14-start-info-l1", "vcpu 0's start_info (rdx) -> the first L1 table's pfn", [](Image& i) {
+        const uint64_t pfn = first_sent(i, l1_table).pfn;
+        put_le64(rec(i, kVcpuBasic).body.data() + kCtxRdx, pfn);
+    });
+    img_case("LIBXC-VCPU-15-gdt-l1", "vcpu 0's first GDT frame -> the first L1 table's pfn (gdt_ents at least 1)",
+             [](Image& i) {
+                 const uint64_t pfn = first_sent(i, l1_table).pfn;
+                 Body& b = rec(i, kVcpuBasic).body;
+                 if (le64(b.data() + kCtxGdtEnts) == 0) put_le64(b.data() + kCtxGdtEnts, 1);
+                 put_le64(b.data() + kCtxGdtFrames, pfn);
+             });
+    img_case("LIBXC-VCPU-16-cr3-notab", "vcpu 0's cr3 -> the first NOTAB page", [](Image& i) {
+        const uint64_t pfn = first_sent(i, notab).pfn;
+        put_le64(rec(i, kVcpuBasic).body.data() + kCtxCr3, pfn << 12);
+    });
     // other records
     img_case("LIBXC-SINFO-01-size", "SHARED_INFO body 4096 -> 4088 octets",
              [](Image& i) { rec(i, kSharedInfo).body.resize(4088); });
