@@ -262,4 +262,33 @@ Expected<ContainerInfo> read_container(Source& src, FormatHint hint) {
   return info;
 }
 
+std::vector<std::byte> xl_header_bytes(const XlHeaderSpec& spec) {
+  const std::size_t config_len = spec.config.size() + (spec.config_nul ? 1 : 0);
+  std::vector<std::byte> h(format::xl::kHeaderSize + 4);
+  std::memcpy(h.data(), format::xl::kMagic.data(), format::xl::kMagic.size());
+  const ByteOrder o = spec.order;
+  put_u32(h.data() + 32, format::xl::kByteOrderMark, o);
+  put_u32(h.data() + 36, spec.mandatory_flags, o);
+  put_u32(h.data() + 40, spec.optional_flags, o);
+  put_u32(h.data() + 44, static_cast<std::uint32_t>(4 + config_len + spec.extra.size()), o);
+  put_u32(h.data() + 48, static_cast<std::uint32_t>(config_len), o);
+  const auto* text = reinterpret_cast<const std::byte*>(spec.config.data());
+  h.insert(h.end(), text, text + spec.config.size());
+  if (spec.config_nul) h.push_back(std::byte{0});
+  h.insert(h.end(), spec.extra.begin(), spec.extra.end());
+  return h;
+}
+
+std::vector<std::byte> libvirt_header_bytes(const LibvirtHeaderSpec& spec) {
+  const std::size_t xml_len = spec.xml.size() + (spec.xml_nul ? 1 : 0);
+  std::vector<std::byte> h(format::libvirt::kHeaderSize);
+  std::memcpy(h.data(), format::libvirt::kMagic.data(), format::libvirt::kMagic.size());
+  put_u32(h.data() + 16, spec.version, ByteOrder::kLittle);
+  put_u32(h.data() + 20, static_cast<std::uint32_t>(xml_len), ByteOrder::kLittle);
+  const auto* text = reinterpret_cast<const std::byte*>(spec.xml.data());
+  h.insert(h.end(), text, text + spec.xml.size());
+  if (spec.xml_nul) h.push_back(std::byte{0});
+  return h;
+}
+
 }  // namespace xenstream

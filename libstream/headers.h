@@ -10,6 +10,8 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include <xenstream/libstream/error.h>
 #include <xenstream/libstream/fields.h>
@@ -62,6 +64,9 @@ Expected<LibxlHeaderInfo> read_libxl_header(Source& src);
 // Containers (spec/containers.md)
 
 enum class ContainerKind : std::uint8_t { kNone, kXl, kLibvirt };
+// The guest a stream or legacy image saves: the libxc domain types x86 PV
+// (1) and x86 HVM (2; PVH guests are HVM to libxc).
+enum class GuestType : std::uint8_t { kPv, kHvm };
 enum class PayloadKind : std::uint8_t { kLibxl, kLibxc, kLegacy };
 
 std::string_view container_name(ContainerKind kind);  // "none", "xl", "libvirt"
@@ -117,5 +122,30 @@ Expected<ContainerInfo> read_container(Source& src, FormatHint hint = FormatHint
 // Classifies bytes at the start of a stream (no container): what
 // read_container would say for a payload starting with `head`.
 PayloadKind classify_payload(Bytes head);
+
+// ---------------------------------------------------------------------------
+// Writing container headers: what read_container reads back. One home for
+// every writer of them (streamgen, streamsave, the test builders).
+
+// An xl save header with its optional data: config_len, the config, then
+// `extra` (which xl never writes; a test may).
+struct XlHeaderSpec {
+  ByteOrder order = ByteOrder::kLittle;  // the saving host's
+  std::uint32_t mandatory_flags = 0;     // format::xl::kMandatory*
+  std::uint32_t optional_flags = 0;
+  std::string_view config;  // the text; xl stores a JSON config with its NUL
+  bool config_nul = true;   // store (and count in config_len) a NUL after it
+  Bytes extra;
+};
+std::vector<std::byte> xl_header_bytes(const XlHeaderSpec& spec);
+
+// A libvirt-libxl save header and its XML (little-endian, as on every host
+// libvirt's libxl driver runs on).
+struct LibvirtHeaderSpec {
+  std::uint32_t version = 2;  // format::libvirt::kVersion*
+  std::string_view xml;
+  bool xml_nul = true;  // libvirt stores the XML with its NUL
+};
+std::vector<std::byte> libvirt_header_bytes(const LibvirtHeaderSpec& spec);
 
 }  // namespace xenstream

@@ -27,9 +27,8 @@ Expected<void> BufferSink::do_write(std::span<const Bytes> parts, std::size_t to
   return {};
 }
 
-Expected<void> FdSink::do_write(std::span<const Bytes> parts, std::size_t) {
-  // writev() in batches of at most IOV_MAX, resuming after short writes and
-  // EINTR. `i` indexes parts, `done` counts bytes of parts[i] already written.
+int write_fully(int fd, std::span<const Bytes> parts) {
+  // `i` indexes parts, `done` counts octets of parts[i] already written.
   std::size_t i = 0;
   std::size_t done = 0;
   iovec iov[IOV_MAX];
@@ -43,12 +42,10 @@ Expected<void> FdSink::do_write(std::span<const Bytes> parts, std::size_t) {
       ++n;
     }
     if (n == 0) break;
-    ssize_t w = ::writev(fd_, iov, n);
+    const ssize_t w = ::writev(fd, iov, n);
     if (w < 0) {
       if (errno == EINTR) continue;
-      Error e = io_error("write to " + name_ + " failed", errno);
-      e.offset = position();
-      return e;
+      return errno;
     }
     auto left = static_cast<std::size_t>(w);
     while (i < parts.size() && left >= parts[i].size() - done) {
@@ -57,6 +54,15 @@ Expected<void> FdSink::do_write(std::span<const Bytes> parts, std::size_t) {
       done = 0;
     }
     done += left;
+  }
+  return 0;
+}
+
+Expected<void> FdSink::do_write(std::span<const Bytes> parts, std::size_t) {
+  if (const int err = write_fully(fd_, parts); err != 0) {
+    Error e = io_error("write to " + name_ + " failed", err);
+    e.offset = position();
+    return e;
   }
   return {};
 }

@@ -61,6 +61,11 @@ class BufferSink : public Sink {
   std::vector<std::byte> data_;
 };
 
+// Writes every part to `fd`, in order and completely: writev() in batches of
+// at most IOV_MAX, resumed after short writes and EINTR. Returns 0, or the
+// errno of the write that failed.
+int write_fully(int fd, std::span<const Bytes> parts);
+
 class FdSink : public Sink {
  public:
   explicit FdSink(int fd, std::string name) : fd_(fd), name_(std::move(name)) {}

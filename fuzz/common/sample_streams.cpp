@@ -10,6 +10,7 @@
 #include <xenstream/codecs/zstd/zstd_sink.h>
 #include <xenstream/libstream/fields.h>
 #include <xenstream/libstream/format/containers.h>
+#include <xenstream/libstream/headers.h>
 #include <xenstream/libstream/record_writer.h>
 
 namespace xenstream::fuzz {
@@ -212,30 +213,20 @@ Buf libxl_checkpointed(bool colo) {
 }
 
 Buf xl_header(ByteOrder order, std::uint32_t mandatory, std::string_view config) {
-  Buf b;
-  put_text(b, format::xl::kMagic);
-  Buf opt;
-  auto put32 = [order](Buf& to, std::uint32_t v) {
-    order == ByteOrder::kLittle ? put_le32(to, v) : put_be32(to, v);
-  };
-  put32(opt, static_cast<std::uint32_t>(config.size()));
-  put_text(opt, config);
-  put32(b, format::xl::kByteOrderMark);
-  put32(b, mandatory);
-  put32(b, 0);
-  put32(b, static_cast<std::uint32_t>(opt.size()));
-  b.insert(b.end(), opt.begin(), opt.end());
-  return b;
+  XlHeaderSpec h;
+  h.order = order;
+  h.mandatory_flags = mandatory;
+  h.config = config;
+  h.config_nul = false;
+  return xl_header_bytes(h);
 }
 
 Buf libvirt_header(std::uint32_t version, std::string_view xml) {
-  Buf b;
-  put_text(b, format::libvirt::kMagic);
-  put_le32(b, version);
-  put_le32(b, static_cast<std::uint32_t>(xml.size()));
-  for (int i = 0; i < 10; ++i) put_le32(b, 0);
-  put_text(b, xml);
-  return b;
+  LibvirtHeaderSpec h;
+  h.version = version;
+  h.xml = xml;
+  h.xml_nul = false;
+  return libvirt_header_bytes(h);
 }
 
 Buf concat(Buf a, const Buf& b) {

@@ -158,11 +158,11 @@ LegacyBuilder& LegacyBuilder::text(std::string_view s) {
 
 LegacyBuilder& LegacyBuilder::xl_header(std::uint32_t mandatory, std::string_view config,
                                         std::uint32_t optional_flags) {
-  // The JSON config is stored with its NUL (config_len = strlen + 1).
-  text(format::xl::kMagic);
-  u32(format::xl::kByteOrderMark).u32(mandatory).u32(optional_flags);
-  u32(static_cast<std::uint32_t>(4 + config.size() + 1)).u32(static_cast<std::uint32_t>(config.size() + 1));
-  return text(config).u8(0);
+  XlHeaderSpec h;
+  h.mandatory_flags = mandatory;
+  h.optional_flags = optional_flags;
+  h.config = config;
+  return raw(xl_header_bytes(h));
 }
 
 LegacyBuilder& LegacyBuilder::ext_info(const std::vector<ExtBlock>& blocks, std::optional<std::uint32_t> total) {

@@ -86,7 +86,7 @@ std::vector<SynthOptions> all_shapes() {
   std::vector<SynthOptions> v;
   for (GuestType g : {GuestType::kPv, GuestType::kHvm})
     for (OuterLayer l : {OuterLayer::kLibxl, OuterLayer::kLibxc})
-      for (ContainerType c : {ContainerType::kNone, ContainerType::kXl, ContainerType::kLibvirt})
+      for (ContainerKind c : {ContainerKind::kNone, ContainerKind::kXl, ContainerKind::kLibvirt})
         for (std::uint32_t ver : {2u, 3u})
           for (std::uint32_t cp : {0u, 1u, 3u}) {
             SynthOptions o;
@@ -111,7 +111,7 @@ std::vector<SynthOptions> all_shapes() {
 
 std::string describe(const SynthOptions& o) {
   return std::string(guest_type_name(o.guest)) + "/" + std::string(outer_layer_name(o.layer)) + "/" +
-         std::string(container_type_name(o.container)) + "/v" + std::to_string(o.version) + "/cp" +
+         std::string(container_name(o.container)) + "/v" + std::to_string(o.version) + "/cp" +
          std::to_string(o.checkpoints);
 }
 
@@ -128,8 +128,8 @@ TEST(Synth, EveryShapeWalksCleanly) {
     EXPECT_EQ(r.checkpoints, o.checkpoints);
     EXPECT_EQ(r.container.payload,
               o.layer == OuterLayer::kLibxl ? PayloadKind::kLibxl : PayloadKind::kLibxc);
-    EXPECT_EQ(r.container.kind, o.container == ContainerType::kXl        ? ContainerKind::kXl
-                                : o.container == ContainerType::kLibvirt ? ContainerKind::kLibvirt
+    EXPECT_EQ(r.container.kind, o.container == ContainerKind::kXl        ? ContainerKind::kXl
+                                : o.container == ContainerKind::kLibvirt ? ContainerKind::kLibvirt
                                                                          : ContainerKind::kNone);
     if (o.checkpoints == 0) {
       EXPECT_FALSE(r.error) << r.error->describe();
@@ -427,7 +427,7 @@ TEST(Synth, PvRecordsHoldTheDescribedValues) {
 TEST(Synth, ContainersCarryTheDomainConfig) {
   for (ByteOrder bo : {ByteOrder::kLittle, ByteOrder::kBig}) {
     SynthOptions o;
-    o.container = ContainerType::kXl;
+    o.container = ContainerKind::kXl;
     o.xl_order = bo;
     o.name = "web \"1\"";
     o.vcpus = 4;
@@ -449,12 +449,12 @@ TEST(Synth, ContainersCarryTheDomainConfig) {
     EXPECT_EQ(h.config.substr(0, h.config.size() - 1), xl_config_json(o));
   }
   SynthOptions o;
-  o.container = ContainerType::kXl;
+  o.container = ContainerKind::kXl;
   o.layer = OuterLayer::kLibxc;
   EXPECT_EQ(walk(make(o)).container.xl->mandatory_flags, 1u) << "no STREAMv2 flag for a libxc payload";
 
   SynthOptions v;
-  v.container = ContainerType::kLibvirt;
+  v.container = ContainerKind::kLibvirt;
   v.name = "a<b";
   const Result r = walk(make(v));
   ASSERT_TRUE(r.container.libvirt);
@@ -541,7 +541,7 @@ TEST(Synth, WritesZstdFilesThroughAtomicOutput) {
   const fs::path dir = t;
   SynthOptions o;
   o.pages = 300;
-  o.container = ContainerType::kXl;
+  o.container = ContainerKind::kXl;
   const fs::path plain = dir / "s.xen", packed = dir / "s.xen.zst";
   auto a = write_stream_to_path(plain.string(), o);
   auto b = write_stream_to_path(packed.string(), o, true, 1);

@@ -49,31 +49,20 @@ Buffer libxc_image() {
 // config (+ NUL). `extra` octets are appended to the optional data.
 Buffer xl_header(ByteOrder order, std::uint32_t flags = 3, const std::string& config = kConfig,
                  std::size_t extra = 0) {
-  Buffer h(48);
-  std::memcpy(h.data(), format::xl::kMagic.data(), 32);
-  const std::uint32_t config_len = static_cast<std::uint32_t>(config.size() + 1);
-  put_u32(h.data() + 32, format::xl::kByteOrderMark, order);
-  put_u32(h.data() + 36, flags, order);
-  put_u32(h.data() + 40, 0, order);
-  put_u32(h.data() + 44, static_cast<std::uint32_t>(4 + config_len + extra), order);
-  h.resize(48 + 4);
-  put_u32(h.data() + 48, config_len, order);
-  const Bytes cv = view(config);
-  h.insert(h.end(), cv.begin(), cv.end());
-  h.push_back(std::byte{0});
-  h.resize(h.size() + extra, std::byte{0x5A});
-  return h;
+  const Buffer tail(extra, std::byte{0x5A});
+  XlHeaderSpec h;
+  h.order = order;
+  h.mandatory_flags = flags;
+  h.config = config;
+  h.extra = view(tail);
+  return xl_header_bytes(h);
 }
 
 Buffer libvirt_header(const std::string& xml, std::uint32_t version = 2) {
-  Buffer h(64);
-  std::memcpy(h.data(), format::libvirt::kMagic.data(), 16);
-  put_u32(h.data() + 16, version, ByteOrder::kLittle);
-  put_u32(h.data() + 20, static_cast<std::uint32_t>(xml.size() + 1), ByteOrder::kLittle);
-  const Bytes xv = view(xml);
-  h.insert(h.end(), xv.begin(), xv.end());
-  h.push_back(std::byte{0});
-  return h;
+  LibvirtHeaderSpec h;
+  h.version = version;
+  h.xml = xml;
+  return libvirt_header_bytes(h);
 }
 
 Buffer cat(Buffer a, const Buffer& b) {
@@ -559,6 +548,44 @@ TEST(Truncation, EveryByteOfLibvirtHeaders) {
   regions.push_back(
       {p + 24, p + 40, ErrorCode::kTruncated, p + 24, trunc_msg("the libxc domain header", p + 24, p + 40)});
   check_every_prefix(cat(h, img), regions);
+}
+
+
+// The writers, octet by octet as spec/containers.md lays the headers out
+// (written here by hand, not through the reader).
+TEST(ContainerWriter, XlHeaderOctets) {
+  const Buffer tail{std::byte{0xAA}};
+  XlHeaderSpec h;
+  h.order = ByteOrder::kBig;
+  h.mandatory_flags = 3;
+  h.optional_flags = 1;
+  h.config = "{}";
+  h.extra = view(tail);
+  Buffer want = bytes_of(format::xl::kMagic);
+  for (int v : std::initializer_list<int>{1, 2, 3, 4, 0, 0, 0, 3, 0, 0, 0, 1, 0, 0, 0, 8, 0, 0, 0, 3, '{', '}', 0, 0xAA}) {
+    want.push_back(static_cast<std::byte>(v));
+  }
+  EXPECT_EQ(xl_header_bytes(h), want);
+
+  h.order = ByteOrder::kLittle;
+  h.config_nul = false;
+  h.extra = {};
+  want = bytes_of(format::xl::kMagic);
+  for (int v : std::initializer_list<int>{4, 3, 2, 1, 3, 0, 0, 0, 1, 0, 0, 0, 6, 0, 0, 0, 2, 0, 0, 0, '{', '}'}) {
+    want.push_back(static_cast<std::byte>(v));
+  }
+  EXPECT_EQ(xl_header_bytes(h), want);
+}
+
+TEST(ContainerWriter, LibvirtHeaderOctets) {
+  LibvirtHeaderSpec h;
+  h.version = 1;
+  h.xml = "<a>";
+  Buffer want = bytes_of(format::libvirt::kMagic);
+  for (int v : std::initializer_list<int>{1, 0, 0, 0, 4, 0, 0, 0}) want.push_back(static_cast<std::byte>(v));
+  want.resize(64);
+  for (int v : std::initializer_list<int>{'<', 'a', '>', 0}) want.push_back(static_cast<std::byte>(v));
+  EXPECT_EQ(libvirt_header_bytes(h), want);
 }
 
 }  // namespace

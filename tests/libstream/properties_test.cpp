@@ -106,22 +106,21 @@ void put_container(BufferSink& sink, ContainerKind kind, PayloadKind payload) {
     const ByteOrder o = *rc::gen::element(ByteOrder::kLittle, ByteOrder::kBig);
     const Buffer config = gen_bytes(60);
     const std::size_t extra = *rc::gen::inRange<std::size_t>(0, 5);
-    Buffer h(52);
-    std::memcpy(h.data(), format::xl::kMagic.data(), 32);
-    put_u32(h.data() + 32, format::xl::kByteOrderMark, o);
-    put_u32(h.data() + 36, payload == PayloadKind::kLibxl ? 3 : 1, o);
-    put_u32(h.data() + 44, static_cast<std::uint32_t>(4 + config.size() + extra), o);
-    put_u32(h.data() + 48, static_cast<std::uint32_t>(config.size()), o);
-    h.insert(h.end(), config.begin(), config.end());
-    h.resize(h.size() + extra);
+    const Buffer tail(extra);
+    XlHeaderSpec x;
+    x.order = o;
+    x.mandatory_flags = payload == PayloadKind::kLibxl ? 3 : 1;
+    x.config = std::string_view(reinterpret_cast<const char*>(config.data()), config.size());
+    x.config_nul = false;
+    x.extra = view(tail);
+    const Buffer h = xl_header_bytes(x);
     RC_ASSERT(sink.write(view(h)).has_value());
   } else if (kind == ContainerKind::kLibvirt) {
     const Buffer xml = gen_bytes(60);
-    Buffer h(64);
-    std::memcpy(h.data(), format::libvirt::kMagic.data(), 16);
-    put_u32(h.data() + 16, 2, ByteOrder::kLittle);
-    put_u32(h.data() + 20, static_cast<std::uint32_t>(xml.size()), ByteOrder::kLittle);
-    h.insert(h.end(), xml.begin(), xml.end());
+    LibvirtHeaderSpec v;
+    v.xml = std::string_view(reinterpret_cast<const char*>(xml.data()), xml.size());
+    v.xml_nul = false;
+    const Buffer h = libvirt_header_bytes(v);
     RC_ASSERT(sink.write(view(h)).has_value());
   }
 }

@@ -90,7 +90,7 @@ mig::StreamWriter synth_writer(const gen::SynthOptions& o) {
 
 gen::SynthOptions xl_options() {
   gen::SynthOptions o;
-  o.container = gen::ContainerType::kXl;
+  o.container = gen::ContainerKind::kXl;
   o.pages = 200;
   o.name = "migrating-guest";
   o.emulator_context = true;
@@ -244,7 +244,7 @@ TEST(XlMigrate, ReceiverRefusesAStreamWithoutXlHeader) {
   TempDir t;
   Pipes p;
   auto o = xl_options();
-  o.container = gen::ContainerType::kNone;
+  o.container = gen::ContainerKind::kNone;
   // More than the receiver's pipe holds once FdSource widened it to 1 MiB:
   // the sender must be stopped by EPIPE, not finish into the buffer.
   o.pages = 1024;

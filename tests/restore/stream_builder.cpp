@@ -80,18 +80,10 @@ BuiltStream build_stream(const StreamSpec& spec) {
   BuiltStream out;
   BufferSink sink;
   if (spec.xl_container) {
-    std::vector<std::byte> h(format::xl::kHeaderSize);
-    std::memcpy(h.data(), format::xl::kMagic.data(), 32);
-    const std::uint32_t config_len = static_cast<std::uint32_t>(spec.xl_config.size() + 1);
-    put_u32(h.data() + 32, format::xl::kByteOrderMark, ByteOrder::kLittle);
-    put_u32(h.data() + 36, format::xl::kMandatoryJson | format::xl::kMandatoryStreamV2, ByteOrder::kLittle);
-    put_u32(h.data() + 40, 0, ByteOrder::kLittle);
-    put_u32(h.data() + 44, 4 + config_len, ByteOrder::kLittle);
-    std::byte len[4];
-    put_u32(len, config_len, ByteOrder::kLittle);
-    h.insert(h.end(), len, len + 4);
-    for (char c : spec.xl_config) h.push_back(static_cast<std::byte>(c));
-    h.push_back(std::byte{0});
+    XlHeaderSpec xl;
+    xl.mandatory_flags = format::xl::kMandatoryJson | format::xl::kMandatoryStreamV2;
+    xl.config = spec.xl_config;
+    const auto h = xl_header_bytes(xl);
     check(sink.write(Bytes(h)));
   }
   RecordWriter w(sink);

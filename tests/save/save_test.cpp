@@ -89,11 +89,11 @@ gen::SynthOptions arbitrary_options() {
   o.pages = *rc::gen::inRange<std::uint64_t>(3, 300);
   o.batch = *rc::gen::element<std::uint32_t>(1, 7, 1024);
   o.layer = *rc::gen::element(gen::OuterLayer::kLibxl, gen::OuterLayer::kLibxc);
-  o.container = *rc::gen::element(gen::ContainerType::kNone, gen::ContainerType::kXl,
-                                  gen::ContainerType::kLibvirt);
+  o.container = *rc::gen::element(gen::ContainerKind::kNone, gen::ContainerKind::kXl,
+                                  gen::ContainerKind::kLibvirt);
   // A save-file header always carries a libxl stream (xl reads a bare libxc
   // image behind it as a legacy one), and so does what streamsave writes.
-  if (o.container != gen::ContainerType::kNone) o.layer = gen::OuterLayer::kLibxl;
+  if (o.container != gen::ContainerKind::kNone) o.layer = gen::OuterLayer::kLibxl;
   o.version = *rc::gen::element<std::uint32_t>(2, 3);
   o.vcpus = *rc::gen::inRange<std::uint32_t>(1, 4);
   o.seed = *rc::gen::arbitrary<std::uint32_t>();

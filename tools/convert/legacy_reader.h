@@ -31,11 +31,12 @@
 
 #include <xenstream/libstream/error.h>
 #include <xenstream/libstream/fields.h>
+#include <xenstream/libstream/headers.h>
 #include <xenstream/libstream/source.h>
 
 namespace xenstream::convert {
 
-enum class GuestType : std::uint8_t { kPv, kHvm };
+using xenstream::GuestType;  // libstream/headers.h
 std::string_view guest_type_name(GuestType guest);  // "PV" / "HVM"
 
 struct LegacyLayout {

@@ -1,12 +1,10 @@
 #include "tools/convert/spool.h"
 
 #include <fcntl.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <climits>
 #include <cstdlib>
 
 namespace xenstream::convert {
@@ -31,30 +29,8 @@ Expected<int> anonymous_file(const std::string& dir_hint) {
 }
 
 Expected<void> write_all(int fd, std::span<const Bytes> parts) {
-  std::vector<iovec> iov;
-  iov.reserve(std::min<std::size_t>(parts.size(), IOV_MAX));
-  std::size_t i = 0;
-  std::size_t done = 0;  // octets of parts[i] already written
-  while (i < parts.size()) {
-    iov.clear();
-    for (std::size_t j = i; j < parts.size() && iov.size() < IOV_MAX; ++j) {
-      const std::size_t skip = j == i ? done : 0;
-      if (parts[j].size() == skip) continue;
-      iov.push_back(iovec{const_cast<std::byte*>(parts[j].data() + skip), parts[j].size() - skip});
-    }
-    if (iov.empty()) break;
-    const ssize_t n = ::writev(fd, iov.data(), static_cast<int>(iov.size()));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return io_error("cannot write to a temporary spool file", errno);
-    }
-    auto left = static_cast<std::size_t>(n);
-    while (i < parts.size() && left >= parts[i].size() - done) {
-      left -= parts[i].size() - done;
-      ++i;
-      done = 0;
-    }
-    done += left;
+  if (const int err = write_fully(fd, parts); err != 0) {
+    return io_error("cannot write to a temporary spool file", err);
   }
   return {};
 }

@@ -127,9 +127,9 @@ int main(int argc, char** argv) {
   if (auto rc = cli::parse_command_line(app, argc, argv)) return *rc;
 
   o.guest = guest == "pv" ? GuestType::kPv : GuestType::kHvm;
-  o.container = container == "xl" ? ContainerType::kXl
-                : container == "libvirt" ? ContainerType::kLibvirt
-                                         : ContainerType::kNone;
+  o.container = container == "xl" ? ContainerKind::kXl
+                : container == "libvirt" ? ContainerKind::kLibvirt
+                                         : ContainerKind::kNone;
   o.layer = layer == "libxc" ? OuterLayer::kLibxc : OuterLayer::kLibxl;
   o.order = byte_order == "big" ? ByteOrder::kBig : ByteOrder::kLittle;
   o.xl_order = xl_byte_order == "big" ? ByteOrder::kBig : ByteOrder::kLittle;
@@ -170,9 +170,9 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
   const std::string what = std::string(guest_type_name(o.guest)) + ", " +
-                           (o.container == ContainerType::kNone
+                           (o.container == ContainerKind::kNone
                                 ? std::string()
-                                : std::string(container_type_name(o.container)) + " header, ") +
+                                : std::string(container_name(o.container)) + " header, ") +
                            std::string(outer_layer_name(o.layer)) + " stream, libxc v" +
                            std::to_string(o.version);
   if (verbose) {
@@ -184,7 +184,7 @@ int main(int argc, char** argv) {
     nlohmann::ordered_json j;
     j["output"] = out;
     j["guest"] = guest_type_name(o.guest);
-    j["container"] = container_type_name(o.container);
+    j["container"] = container_name(o.container);
     j["layer"] = outer_layer_name(o.layer);
     j["version"] = o.version;
     j["pages"] = o.pages;

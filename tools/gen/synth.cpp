@@ -19,15 +19,6 @@ namespace xl = format::libxl;
 
 std::string_view guest_type_name(GuestType t) { return t == GuestType::kPv ? "pv" : "hvm"; }
 
-std::string_view container_type_name(ContainerType t) {
-  switch (t) {
-    case ContainerType::kNone: return "none";
-    case ContainerType::kXl: return "xl";
-    case ContainerType::kLibvirt: return "libvirt";
-  }
-  return "?";
-}
-
 std::string_view outer_layer_name(OuterLayer l) { return l == OuterLayer::kLibxl ? "libxl" : "libxc"; }
 
 namespace {
@@ -80,9 +71,6 @@ void put_le64(std::vector<std::byte>& v, std::size_t off, std::uint64_t x) {
 }
 
 Bytes as_bytes(const std::vector<std::byte>& v) { return Bytes(v.data(), v.size()); }
-Bytes as_bytes(std::string_view s) {
-  return Bytes(reinterpret_cast<const std::byte*>(s.data()), s.size());
-}
 
 Error usage(std::string message) { return make_error(ErrorCode::kUsage, 0, std::move(message)); }
 
@@ -93,8 +81,8 @@ class Generator {
 
   Expected<SynthSummary> run() {
     const std::uint64_t start = sink_.position();
-    if (o_.container == ContainerType::kXl) XS_TRY(write_xl_header());
-    if (o_.container == ContainerType::kLibvirt) XS_TRY(write_libvirt_header());
+    if (o_.container == ContainerKind::kXl) XS_TRY(write_xl_header());
+    if (o_.container == ContainerKind::kLibvirt) XS_TRY(write_libvirt_header());
     sum_.payload_offset = sink_.position() - start;
     const bool libxl = o_.layer == OuterLayer::kLibxl;
     if (libxl) {
@@ -151,30 +139,22 @@ class Generator {
 
   Expected<void> write_xl_header() {
     const std::string config = xl_config_json(o_);
-    const std::uint32_t config_len = static_cast<std::uint32_t>(config.size() + 1);
-    std::vector<std::byte> h(format::xl::kHeaderSize + 4);
-    std::memcpy(h.data(), format::xl::kMagic.data(), format::xl::kMagic.size());
-    const ByteOrder bo = o_.xl_order;
-    const std::uint32_t flags = format::xl::kMandatoryJson |
-                                (o_.layer == OuterLayer::kLibxl ? format::xl::kMandatoryStreamV2 : 0);
-    put_u32(h.data() + 32, format::xl::kByteOrderMark, bo);
-    put_u32(h.data() + 36, flags, bo);
-    put_u32(h.data() + 40, 0, bo);
-    put_u32(h.data() + 44, 4 + config_len, bo);
-    put_u32(h.data() + 48, config_len, bo);
-    const std::byte nul{0};
-    return sink_.write({as_bytes(h), as_bytes(config), Bytes(&nul, 1)});
+    XlHeaderSpec h;
+    h.order = o_.xl_order;
+    h.mandatory_flags = format::xl::kMandatoryJson |
+                        (o_.layer == OuterLayer::kLibxl ? format::xl::kMandatoryStreamV2 : 0);
+    h.config = config;
+    const auto bytes = xl_header_bytes(h);
+    return sink_.write(Bytes(bytes));
   }
 
   Expected<void> write_libvirt_header() {
     const std::string xml = libvirt_xml(o_);
-    std::vector<std::byte> h(format::libvirt::kHeaderSize);
-    std::memcpy(h.data(), format::libvirt::kMagic.data(), format::libvirt::kMagic.size());
-    put_le32(h, 16, o_.layer == OuterLayer::kLibxl ? format::libvirt::kVersionV2
-                                                   : format::libvirt::kVersionLegacy);
-    put_le32(h, 20, static_cast<std::uint32_t>(xml.size() + 1));
-    const std::byte nul{0};
-    return sink_.write({as_bytes(h), as_bytes(xml), Bytes(&nul, 1)});
+    LibvirtHeaderSpec h;
+    h.version = o_.layer == OuterLayer::kLibxl ? format::libvirt::kVersionV2 : format::libvirt::kVersionLegacy;
+    h.xml = xml;
+    const auto bytes = libvirt_header_bytes(h);
+    return sink_.write(Bytes(bytes));
   }
 
   // Static data (spec/libxc.md "What the saver writes", steps 2-3).
@@ -326,7 +306,7 @@ Expected<void> validate(const SynthOptions& o) {
   if (o.colo && (!hvm_libxl || o.checkpoints == 0)) {
     return usage("--colo needs an HVM guest, the libxl layer and at least one checkpoint");
   }
-  if (o.container != ContainerType::kNone && o.name.empty()) return usage("--name: empty");
+  if (o.container != ContainerKind::kNone && o.name.empty()) return usage("--name: empty");
   return {};
 }
 

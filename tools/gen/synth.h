@@ -25,16 +25,16 @@
 
 #include <xenstream/libstream/error.h>
 #include <xenstream/libstream/fields.h>
+#include <xenstream/libstream/headers.h>
 #include <xenstream/libstream/sink.h>
 
 namespace xenstream::gen {
 
-enum class GuestType : std::uint8_t { kPv, kHvm };
-enum class ContainerType : std::uint8_t { kNone, kXl, kLibvirt };
+using xenstream::ContainerKind;  // libstream/headers.h
+using xenstream::GuestType;
 enum class OuterLayer : std::uint8_t { kLibxl, kLibxc };
 
 std::string_view guest_type_name(GuestType t);        // "pv", "hvm"
-std::string_view container_type_name(ContainerType t);  // "none", "xl", "libvirt"
 std::string_view outer_layer_name(OuterLayer l);        // "libxl", "libxc"
 
 inline constexpr std::size_t kPageSize = 4096;
@@ -46,7 +46,7 @@ struct SynthOptions {
   std::uint64_t pages = 1024;       // guest pfns 0 .. pages-1, all sent
   std::uint64_t seed = 1;           // page contents and dirty-page choice
   std::uint32_t batch = 1024;       // pfns per PAGE_DATA (Xen: MAX_BATCH_SIZE)
-  ContainerType container = ContainerType::kNone;
+  ContainerKind container = ContainerKind::kNone;
   OuterLayer layer = OuterLayer::kLibxl;
   std::uint32_t version = 3;        // libxc image version, 2 or 3
   std::uint32_t vcpus = 1;          // 1 .. 128

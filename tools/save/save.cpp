@@ -20,6 +20,7 @@
 #include <xenstream/libstream/format/containers.h>
 #include <xenstream/libstream/format/libxc.h>
 #include <xenstream/libstream/format/libxl.h>
+#include <xenstream/libstream/headers.h>
 #include <xenstream/libstream/record_writer.h>
 
 namespace xenstream::save {
@@ -34,7 +35,6 @@ constexpr std::uint64_t kPage = 4096;
 Error usage(std::string m) { return make_error(ErrorCode::kUsage, 0, std::move(m)); }
 
 Bytes bytes_of(const std::vector<std::byte>& v) { return Bytes(v.data(), v.size()); }
-Bytes bytes_of(const std::string& s) { return Bytes(reinterpret_cast<const std::byte*>(s.data()), s.size()); }
 
 Expected<std::vector<std::byte>> read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -280,12 +280,11 @@ class Saver {
       if (!v) return std::move(v).error();
       xml.assign(reinterpret_cast<const char*>(v->data()), v->size());
     }
-    std::vector<std::byte> h(format::libvirt::kHeaderSize);
-    std::memcpy(h.data(), format::libvirt::kMagic.data(), format::libvirt::kMagic.size());
-    put_u32(h.data() + 16, format::libvirt::kVersionV2, ByteOrder::kLittle);
-    put_u32(h.data() + 20, static_cast<std::uint32_t>(xml.size() + 1), ByteOrder::kLittle);
-    const std::byte nul{0};
-    return sink_.write({bytes_of(h), bytes_of(xml), Bytes(&nul, 1)});
+    LibvirtHeaderSpec h;
+    h.version = format::libvirt::kVersionV2;
+    h.xml = xml;
+    const auto bytes = libvirt_header_bytes(h);
+    return sink_.write(Bytes(bytes));
   }
 
   Expected<void> write_xl_header(const Domain& d, const std::string& name, bool libxl) {
@@ -297,19 +296,11 @@ class Saver {
       config.assign(reinterpret_cast<const char*>(v->data()), v->size());
       is_json = name.size() >= 5 && name.compare(name.size() - 5, 5, ".json") == 0;
     }
-    const std::uint32_t config_len = static_cast<std::uint32_t>(config.size() + 1);
-    std::vector<std::byte> h(format::xl::kHeaderSize + 4);
-    std::memcpy(h.data(), format::xl::kMagic.data(), format::xl::kMagic.size());
-    const ByteOrder bo = ByteOrder::kLittle;
-    std::uint32_t flags = libxl ? format::xl::kMandatoryStreamV2 : 0;
-    if (is_json) flags |= format::xl::kMandatoryJson;
-    put_u32(h.data() + 32, format::xl::kByteOrderMark, bo);
-    put_u32(h.data() + 36, flags, bo);
-    put_u32(h.data() + 40, 0, bo);
-    put_u32(h.data() + 44, 4 + config_len, bo);
-    put_u32(h.data() + 48, config_len, bo);
-    const std::byte nul{0};
-    return sink_.write({bytes_of(h), bytes_of(config), Bytes(&nul, 1)});
+    XlHeaderSpec h;
+    h.mandatory_flags = (libxl ? format::xl::kMandatoryStreamV2 : 0) | (is_json ? format::xl::kMandatoryJson : 0);
+    h.config = config;
+    const auto bytes = xl_header_bytes(h);
+    return sink_.write(Bytes(bytes));
   }
 
   Expected<void> write_static(const Domain& d, std::uint32_t version) {
