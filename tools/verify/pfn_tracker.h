@@ -11,8 +11,8 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <memory>
-#include <unordered_map>
+
+#include "tools/verify/chunk_map.h"
 
 namespace xenstream::verify {
 
@@ -21,14 +21,16 @@ class PfnTracker {
   static constexpr unsigned kChunkShift = 15;  // 32768 pfns per chunk
   static constexpr std::size_t kChunkBytes = 2 * (std::size_t{1} << kChunkShift) / 8;
 
-  explicit PfnTracker(std::size_t cap_bytes) : max_chunks_(cap_bytes / kChunkBytes) {}
+  explicit PfnTracker(std::size_t cap_bytes) : chunks_(cap_bytes / kChunkBytes) {}
 
   // Records one sending of `pfn`.
   void add(std::uint64_t pfn) {
-    const std::uint64_t key = pfn >> kChunkShift;
-    Chunk* c = key == last_key_ ? last_ : lookup(key);
-    if (c == nullptr) return;
-    const std::uint64_t bit = pfn & ((std::uint64_t{1} << kChunkShift) - 1);
+    Chunk* c = chunks_.get_or_create(pfn);
+    if (c == nullptr) {
+      capped_ = true;
+      return;
+    }
+    const std::uint64_t bit = Chunks::index(pfn);
     const std::uint64_t mask = std::uint64_t{1} << (bit & 63);
     std::uint64_t& sent = c->sent[bit >> 6];
     if ((sent & mask) == 0) {
@@ -46,7 +48,7 @@ class PfnTracker {
   std::uint64_t distinct() const { return distinct_; }
   std::uint64_t sent_more_than_once() const { return again_; }
   bool capped() const { return capped_; }
-  std::size_t cap_bytes() const { return max_chunks_ * kChunkBytes; }
+  std::size_t cap_bytes() const { return chunks_.max_chunks() * kChunkBytes; }
   std::size_t bytes() const { return chunks_.size() * kChunkBytes; }
 
  private:
@@ -56,26 +58,8 @@ class PfnTracker {
   };
   static_assert(sizeof(Chunk) == kChunkBytes);
 
-  Chunk* lookup(std::uint64_t key) {
-    auto it = chunks_.find(key);
-    Chunk* c = nullptr;
-    if (it != chunks_.end()) {
-      c = it->second.get();
-    } else if (chunks_.size() < max_chunks_) {
-      c = chunks_.emplace(key, std::make_unique<Chunk>()).first->second.get();
-    } else {
-      capped_ = true;
-      return nullptr;
-    }
-    last_key_ = key;
-    last_ = c;
-    return c;
-  }
-
-  std::size_t max_chunks_;
-  std::unordered_map<std::uint64_t, std::unique_ptr<Chunk>> chunks_;
-  std::uint64_t last_key_ = ~std::uint64_t{0};
-  Chunk* last_ = nullptr;
+  using Chunks = ChunkMap<Chunk, kChunkShift>;
+  Chunks chunks_;
   std::uint64_t distinct_ = 0;
   std::uint64_t again_ = 0;
   bool capped_ = false;

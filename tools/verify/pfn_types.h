@@ -20,10 +20,10 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <optional>
-#include <unordered_map>
 #include <unordered_set>
+
+#include "tools/verify/chunk_map.h"
 
 namespace xenstream::verify {
 
@@ -38,14 +38,14 @@ class PfnTypes {
     bool populated = false;
   };
 
-  explicit PfnTypes(std::size_t cap_bytes) : max_chunks_(cap_bytes / kChunkBytes) {}
+  explicit PfnTypes(std::size_t cap_bytes) : chunks_(cap_bytes / kChunkBytes) {}
 
   // A PAGE_DATA entry: the pfn now has `type`; types that allocate memory
   // (every known type but XTAB and BROKEN) populate it.
   void sent(std::uint64_t pfn, unsigned type) {
-    Chunk* c = chunk(pfn, true);
+    Chunk* c = chunk(pfn);
     if (c == nullptr) return;
-    const std::size_t i = pfn & (kChunkPfns - 1);
+    const std::size_t i = Chunks::index(pfn);
     std::uint8_t& b = c->types[i / 2];
     b = static_cast<std::uint8_t>((i & 1) != 0 ? (b & 0x0f) | ((type & 0xf) << 4)
                                                : (b & 0xf0) | (type & 0xf));
@@ -54,19 +54,19 @@ class PfnTypes {
 
   // A present page-table entry refers to the pfn: Xen populates it.
   void referred(std::uint64_t pfn) {
-    Chunk* c = chunk(pfn, true);
-    if (c != nullptr) set_populated(c, pfn & (kChunkPfns - 1));
+    Chunk* c = chunk(pfn);
+    if (c != nullptr) set_populated(c, Chunks::index(pfn));
   }
 
   // nullopt: not tracked (the cap was reached before the pfn's chunk).
   std::optional<State> get(std::uint64_t pfn) const {
-    auto it = chunks_.find(pfn >> kChunkShift);
-    if (it == chunks_.end()) {
+    const Chunk* found = chunks_.find(pfn);
+    if (found == nullptr) {
       if (overflow_ || dropped_.count(pfn >> kChunkShift) != 0) return std::nullopt;
       return State{};
     }
-    const Chunk& c = *it->second;
-    const std::size_t i = pfn & (kChunkPfns - 1);
+    const Chunk& c = *found;
+    const std::size_t i = Chunks::index(pfn);
     State s;
     s.type = (i & 1) != 0 ? c.types[i / 2] >> 4 : c.types[i / 2] & 0xf;
     s.populated = ((c.populated[i / 64] >> (i % 64)) & 1) != 0;
@@ -75,13 +75,11 @@ class PfnTypes {
 
   bool capped() const { return overflow_ || !dropped_.empty(); }
   std::size_t bytes() const { return chunks_.size() * kChunkBytes; }
-  std::size_t cap_bytes() const { return max_chunks_ * kChunkBytes; }
+  std::size_t cap_bytes() const { return chunks_.max_chunks() * kChunkBytes; }
   void clear() {
     chunks_.clear();
     dropped_.clear();
     overflow_ = false;
-    last_key_ = ~std::uint64_t{0};
-    last_ = nullptr;
   }
 
  private:
@@ -103,34 +101,25 @@ class PfnTypes {
     c->populated[i / 64] |= std::uint64_t{1} << (i % 64);
   }
 
-  Chunk* chunk(std::uint64_t pfn, bool create) {
-    const std::uint64_t key = pfn >> kChunkShift;
-    if (key == last_key_) return last_;
-    auto it = chunks_.find(key);
-    Chunk* c = nullptr;
-    if (it != chunks_.end()) {
-      c = it->second.get();
-    } else if (create && chunks_.size() < max_chunks_) {
-      c = chunks_.emplace(key, std::make_unique<Chunk>()).first->second.get();
-    } else {
+  using Chunks = ChunkMap<Chunk, kChunkShift>;
+
+  // The pfn's chunk, or nullptr past the cap (the chunk is then remembered
+  // as dropped, so get() says "unknown" rather than "never sent").
+  Chunk* chunk(std::uint64_t pfn) {
+    Chunk* c = chunks_.get_or_create(pfn);
+    if (c == nullptr) {
       if (dropped_.size() < kMaxDropped) {
-        dropped_.insert(key);
+        dropped_.insert(pfn >> kChunkShift);
       } else {
         overflow_ = true;
       }
-      return nullptr;
     }
-    last_key_ = key;
-    last_ = c;
     return c;
   }
 
-  std::size_t max_chunks_;
-  std::unordered_map<std::uint64_t, std::unique_ptr<Chunk>> chunks_;
+  Chunks chunks_;
   std::unordered_set<std::uint64_t> dropped_;
   bool overflow_ = false;
-  std::uint64_t last_key_ = ~std::uint64_t{0};
-  Chunk* last_ = nullptr;
 };
 
 }  // namespace xenstream::verify
