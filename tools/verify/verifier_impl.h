@@ -123,6 +123,11 @@ class Verifier {
   // Checks the page-table pages of the PAGE_DATA record last stepped that
   // `rec` (the same record, more of its body read) now holds whole.
   void check_pages(const RecordView& rec);
+  // One page of PAGE_DATA entry `entry` (its pfn entry `e`), at body offset
+  // `page_off` of `rec`: if it is an L1-L4 table, LIBXC-PAGE-11 on its
+  // present entries, which populate the pfns they name.
+  void check_table_page(const RecordView& rec, std::uint32_t entry, std::uint64_t e, Bytes page,
+                        std::size_t page_off);
   void end_walk(const Expected<void>& fin, std::uint64_t bytes);
   void end_walk_unread(std::uint64_t bytes);
   const std::optional<Problem>& first_error() const { return first_error_; }

@@ -21,24 +21,29 @@ void Verifier::check_pages(const RecordView& rec) {
     const std::size_t page_off = entries_end + xc::kPageSize * std::size_t{pt_page_};
     if (!f.fits(page_off, xc::kPageSize)) return;  // not read yet
     ++pt_page_;
-    const unsigned level = type & 7;
-    if (level < 1 || level > 4) continue;
-    for (std::size_t i = 0; i < xc::kPageSize / 8; ++i) {
-      const std::uint64_t pte = f.u64(page_off + 8 * i);
-      if ((pte & 1) == 0) continue;  // _PAGE_PRESENT
-      const std::uint64_t frame = (pte & 0x000ffffffffff000ull) >> 12;
-      if (frame > max_pfn_) {
-        add_rec(R::kLibxcPage11, rec, page_off + 8 * i,
-                "pfn[" + std::to_string(pt_entry_) + "] " + hex(e & xc::kPfnMask) + " is an L" +
-                    std::to_string(level) + " table whose entry " + std::to_string(i) + " (" +
-                    hex_entry(pte) + ") refers to pfn " + hex(frame) + ", beyond max_pfn " +
-                    hex(max_pfn_));
-        break;  // one problem per page
-      }
-      types_.referred(frame);
-    }
+    check_table_page(rec, pt_entry_, e, rec.body.subspan(page_off, xc::kPageSize), page_off);
   }
   pt_active_ = false;
+}
+
+void Verifier::check_table_page(const RecordView& rec, std::uint32_t entry, std::uint64_t e, Bytes page,
+                                std::size_t page_off) {
+  const unsigned level = static_cast<unsigned>(e >> xc::kPfnTypeShift) & 7;
+  if (level < 1 || level > 4 || page.size() != xc::kPageSize) return;
+  const Fields f(page, ByteOrder::kLittle, 0);
+  for (std::size_t i = 0; i < xc::kPageSize / 8; ++i) {
+    const std::uint64_t pte = f.u64(8 * i);
+    if ((pte & 1) == 0) continue;  // _PAGE_PRESENT
+    const std::uint64_t frame = (pte & 0x000ffffffffff000ull) >> 12;
+    if (frame > max_pfn_) {
+      add_rec(R::kLibxcPage11, rec, page_off + 8 * i,
+              "pfn[" + std::to_string(entry) + "] " + hex(e & xc::kPfnMask) + " is an L" + std::to_string(level) +
+                  " table whose entry " + std::to_string(i) + " (" + hex_entry(pte) + ") refers to pfn " +
+                  hex(frame) + ", beyond max_pfn " + hex(max_pfn_));
+      return;  // one problem per page
+    }
+    types_.referred(frame);
+  }
 }
 
 void Verifier::on_pv_info(const RecordView& rec) {
