@@ -306,8 +306,9 @@ judge)
     # name up to the rule number.
     spec="$HERE/../../spec/verify-rules.md"
     while read -r name xen; do
-        rule="$(sed -nE 's/^(([A-Z]+-)+[0-9]{2}).*/\1/p' <<<"$name")"
-        [ -n "$rule" ] && [ "$xen" != mutate-failed ] || continue
+        rule="$(sed -nE 's/^(([A-Z][A-Z0-9]*-)+[0-9]{2}).*/\1/p' <<<"$name")"
+        [ "$name" != control ] && [ "$xen" != mutate-failed ] || continue
+        [ -n "$rule" ] || { fail "$name: no rule id in the case's name"; continue; }
         row="$(awk -F'|' -v id="$rule" '{ r = $2; gsub(/ /, "", r) } r == id { e = $(NF - 2); v = $(NF - 1); gsub(/ /, "", e); gsub(/ /, "", v); print e, v; exit }' "$spec")"
         [ -n "$row" ] || { fail "$name: rule $rule is not in spec/verify-rules.md"; continue; }
         if [ "$row" = "xen error" ]; then spec_says=refuses; else spec_says=accepts; fi

@@ -93,7 +93,7 @@ def main():
     out.write("|---|---|---|---|---|---|---|---|---|\n")
     for name, xen, v, s, r in rows:
         desc = what.get(name, "?").replace("|", "\\|")
-        m = re.match(r"(([A-Z]+-)+[0-9]{2})", name)
+        m = re.match(r"(([A-Z][A-Z0-9]*-)+[0-9]{2})", name)
         rule = f"{m.group(1)} ({', '.join(rules.get(m.group(1), ('?', '?')))})" if m else ""
         err = "" if xen == "0" else first_error(os.path.join(judge, name + ".log"))
         secs = f"{seconds[name]:.0f}" if name in seconds else ""
