@@ -1173,6 +1173,23 @@ std::vector<Case> build() {
     set64(basic, 8 + 4992, (0x3ull << 12) | 1);  // user cr3 (ctrlreg[1]) in use: a NOTAB page
     b.add("libxc-vcpu-16-user-cr3-notab", with_body(pv_stream(), X, t::kBasic, basic), "LIBXC-VCPU-16");
   }
+  {
+    // pv_stream()'s pd0 with pfn 2 (vcpu 0's start_info, the third data
+    // page) made a start_info page: the builder's magic, then store_mfn at
+    // 56 and console.domU.mfn at 72.
+    auto start_info = [](std::uint64_t store, std::uint64_t console) {
+      Buf pd = page_data({0, 1, 2, 3, (0xCull << 60) | 4, (0x1ull << 60) | 5, 6, kXtab | 7});
+      const std::size_t page = 8 + 8 * 8 + 2 * 4096;
+      const std::string_view magic = "xen-3.0-x86_64";
+      for (std::size_t i = 0; i < 32; ++i) pd[page + i] = std::byte(i < magic.size() ? magic[i] : 0);
+      set64(pd, page + 56, store);
+      set64(pd, page + 72, console);
+      return with_body(pv_stream(), X, t::kPage, pd);
+    };
+    b.add("valid-pv-start-info", start_info(1, 3), std::nullopt);
+    b.add("libxc-vcpu-17-store-beyond", start_info(0x200, 3), "LIBXC-VCPU-17");
+    b.add("libxc-vcpu-17-console-unpopulated", start_info(1, 0x100), "LIBXC-VCPU-17");
+  }
   b.add("libxc-vcpu-16-pv32-cr3-notab", with_body(pv32_stream(), X, t::kBasic, vcpu_basic32(0, 2, 6)),
         "LIBXC-VCPU-16");
 

@@ -258,6 +258,24 @@ Sent first_sent(Image& img, const std::function<bool(unsigned)>& want) {
     }
     throw Bad{"no page of the wanted type"};
 }
+// The last copy of PFN's page (the one a restore keeps).
+Sent last_copy(Image& img, uint64_t pfn) {
+    std::optional<Sent> found;
+    for (size_t i = 0; i < img.libxc.size(); ++i) {
+        const Rec& r = img.libxc[i];
+        if (r.type != kPageData) continue;
+        const uint32_t count = le32(r.body.data());
+        size_t data = 8 + 8 * size_t(count);
+        for (size_t e = 0; e < count; ++e) {
+            const uint64_t entry = le64(r.body.data() + 8 + 8 * e);
+            if ((entry >> 60) >= 0xd) continue;  // BROKEN, XALLOC and XTAB carry no data
+            if ((entry & ((uint64_t(1) << 52) - 1)) == pfn) found = Sent{i, e, pfn, data};
+            data += 4096;
+        }
+    }
+    if (!found) throw Bad{"pfn " + std::to_string(pfn) + " is never sent"};
+    return *found;
+}
 bool l1_table(unsigned type) { return (type & 7) == 1; }
 bool notab(unsigned type) { return type == 0; }
 // vcpu_guest_context_x86_64 fields, as offsets in X86_PV_VCPU_BASIC's body
@@ -437,6 +455,11 @@ std::vector<Case> cases() {
         const uint64_t pfn = first_sent(i, notab).pfn;
         put_le64(rec(i, kVcpuBasic).body.data() + kCtxCr3, pfn << 12);
     });
+    img_case("LIBXC-VCPU-17-store-beyond", "the xenstore pfn in vcpu 0's start_info page -> 0xfffffff (beyond max_pfn)",
+             [](Image& i) {
+                 const Sent si = last_copy(i, le64(rec(i, kVcpuBasic).body.data() + kCtxRdx));
+                 put_le64(i.libxc[si.record].body.data() + si.data + 56, 0xfffffff);
+             });
     // other records
     img_case("LIBXC-SINFO-01-size", "SHARED_INFO body 4096 -> 4088 octets",
              [](Image& i) { rec(i, kSharedInfo).body.resize(4088); });

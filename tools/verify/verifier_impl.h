@@ -284,6 +284,8 @@ class Verifier {
     p2m_given_.clear();
     p2m_given_capped_ = false;
     vcpu_refs_.clear();
+    start_info_pages_.clear();
+    start_info_pages_capped_ = false;
     pt_active_ = false;
     types_incomplete_ = false;
     verify_seen_ = verify_warned_ = pv_completion_done_ = false;
@@ -368,6 +370,20 @@ class Verifier {
     std::optional<std::pair<std::uint64_t, std::size_t>> user_cr3;
   };
   std::map<std::uint32_t, VcpuRefs> vcpu_refs_;  // the last X86_PV_VCPU_BASIC per vcpu
+  // Pages that look like a start_info page (NOTAB, beginning with "xen-"):
+  // pfn -> the xenstore and console pfns in its last copy (LIBXC-VCPU-17).
+  struct StartInfoPage {
+    std::uint64_t store = 0;
+    std::uint64_t console = 0;
+    std::uint64_t record = 0;  // where the page's last copy was
+    std::uint64_t offset = 0;
+  };
+  std::map<std::uint64_t, StartInfoPage> start_info_pages_;
+  bool start_info_pages_capped_ = false;
+  static constexpr std::size_t kMaxStartInfoPages = 1024;
+  void start_info_fields(const StartInfoPage& page, std::uint64_t pfn, const std::string& who);
+  void note_start_info_page(const RecordView& rec, std::uint64_t pfn, unsigned type, Bytes page,
+                            std::size_t page_off);
   // Page-table pages of the PAGE_DATA record being read (check_pages).
   bool pt_active_ = false;
   std::uint64_t pt_record_ = 0;

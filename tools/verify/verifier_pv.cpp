@@ -21,7 +21,9 @@ void Verifier::check_pages(const RecordView& rec) {
     const std::size_t page_off = entries_end + xc::kPageSize * std::size_t{pt_page_};
     if (!f.fits(page_off, xc::kPageSize)) return;  // not read yet
     ++pt_page_;
-    check_table_page(rec, pt_entry_, e, rec.body.subspan(page_off, xc::kPageSize), page_off);
+    const Bytes page = rec.body.subspan(page_off, xc::kPageSize);
+    note_start_info_page(rec, e & xc::kPfnMask, type, page, page_off);
+    check_table_page(rec, pt_entry_, e, page, page_off);
   }
   pt_active_ = false;
 }
@@ -43,6 +45,61 @@ void Verifier::check_table_page(const RecordView& rec, std::uint32_t entry, std:
       return;  // one problem per page
     }
     types_.referred(frame);
+  }
+}
+
+// The start_info page is known only from vcpu 0's context, at the end; a
+// page that may be it keeps the two pfns LIBXC-VCPU-17 judges then. Any
+// other copy of the pfn replaces what an earlier one said.
+void Verifier::note_start_info_page(const RecordView& rec, std::uint64_t pfn, unsigned type, Bytes page,
+                                    std::size_t page_off) {
+  constexpr std::string_view kMagic = "xen-";
+  const bool candidate = type == 0 && page.size() == xc::kPageSize &&
+                         std::memcmp(page.data(), kMagic.data(), kMagic.size()) == 0;
+  if (!candidate) {
+    start_info_pages_.erase(pfn);
+    return;
+  }
+  // struct start_info: magic[32], nr_pages, shared_info, flags, store_mfn,
+  // store_evtchn, console.domU.mfn (unsigned longs and xen_pfn_t of the
+  // guest's width).
+  const Fields f(page, ByteOrder::kLittle, 0);
+  const bool w64 = width_ == 8;
+  StartInfoPage p;
+  p.store = w64 ? f.u64(56) : f.u32(44);
+  p.console = w64 ? f.u64(72) : f.u32(52);
+  p.record = rec.index;
+  p.offset = rec.body_offset() + page_off;
+  if (start_info_pages_.size() >= kMaxStartInfoPages && start_info_pages_.count(pfn) == 0) {
+    start_info_pages_capped_ = true;
+    return;
+  }
+  start_info_pages_.insert_or_assign(pfn, p);
+}
+
+// process_start_info(): the xenstore pfn, then the console pfn, each at
+// most max_pfn and populated; Xen stops at the first that is not.
+void Verifier::start_info_fields(const StartInfoPage& page, std::uint64_t pfn, const std::string& who) {
+  struct Field {
+    const char* what;
+    std::uint64_t pfn;
+    std::size_t offset;  // in the page
+  };
+  const bool w64 = width_ == 8;
+  const Field fields[] = {{"xenstore", page.store, w64 ? 56u : 44u}, {"console", page.console, w64 ? 72u : 52u}};
+  for (const Field& field : fields) {
+    const Loc at{page.offset + field.offset, page.record, "PAGE_DATA"};
+    const std::string named = who + "the start_info page (pfn " + hex(pfn) + ") names " + field.what + " pfn " +
+                              hex(field.pfn);
+    if (field.pfn > max_pfn_) {
+      add_loc(R::kLibxcVcpu17, at, named + ", beyond max_pfn " + hex(max_pfn_));
+      return;
+    }
+    const auto st = types_.get(field.pfn);
+    if (st && !st->populated) {
+      add_loc(R::kLibxcVcpu17, at, named + ", which was never sent nor referred to by a page table: it is not populated");
+      return;
+    }
   }
 }
 
@@ -384,6 +441,8 @@ void Verifier::pv_type_checks(const RecordView& rec) {
                   who + "the start_info pfn " + hex(pfn) +
                       " was never sent nor referred to by a page table: it is not populated "
                       "(Xen: \"Start Info has bad mfn\")");
+        } else if (auto si = start_info_pages_.find(pfn); si != start_info_pages_.end()) {
+          start_info_fields(si->second, pfn, who);
         }
       }
     }
