@@ -249,8 +249,10 @@ colo)
 remus)
     expect "$G.remus_source_restore_rc" 0
     expect "$G.remus_state_before_destroy" r b runnable
+    expect "$G.remus_xl_rc" 137
     expect "$G.remus_destroy_rc" 0
-    # The primary went away: the secondary fails over to its last complete checkpoint.
+    # The primary went away (its xl killed, then its domain destroyed): the
+    # secondary fails over to its last complete checkpoint.
     expect "$G.remus_receiver_rc" 3
     expect "$G.remus_receiver_says" '*failover*holds checkpoint*'
     expect "$G-remus.streamsave_of_dir_rc" 0

@@ -253,13 +253,18 @@ for t in pvh hvm; do
         sleep 1; s=$(state "xs-$t"); w=$((w + 1))
     done
     result "$t.remus_state_before_destroy" "$s"
-    xl destroy "xs-$t"
-    result "$t.remus_destroy_rc" $?
-    w=0
-    while kill -0 $remus_pid 2>/dev/null && [ $w -lt 120 ]; do sleep 2; w=$((w + 2)); done
-    kill -0 $remus_pid 2>/dev/null && { result "$t.remus_xl_hung" yes; kill $remus_pid; }
+    # The primary host fails: its toolstack dies first (xl remus and its
+    # save helper are killed, so the stream stops mid-checkpoint), then its
+    # domain goes. Destroying the domain while xl remus still runs races
+    # with remus resuming it after a checkpoint, and Xen 4.17 under TCG has
+    # been seen to crash in that race (a page fault in hvmemul_cancel from
+    # arch_set_info_guest): a hypervisor bug, not the failure under test.
+    kill -KILL $remus_pid
+    pkill -KILL -f libxl-save-helper
     wait $remus_pid
     result "$t.remus_xl_rc" $?
+    xl destroy "xs-$t"
+    result "$t.remus_destroy_rc" $?
     w=0
     while [ ! -s "$WORK/$t-remus-receiver.rc" ] && [ $w -lt 60 ]; do sleep 2; w=$((w + 2)); done
     result "$t.remus_receiver_rc" "$(cat "$WORK/$t-remus-receiver.rc" 2>/dev/null || echo none)"
