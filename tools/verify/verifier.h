@@ -216,6 +216,20 @@ class RuleEngine {
   void started(const StreamCursor& cur, PayloadKind kind);
   bool record(const StreamCursor& cur, const RecordView& rec);
   bool padding(const RecordView& rec);
+  // Pages whose contents the rules read. A reader that moves PAGE_DATA
+  // pages past user space (streamrestore from a pipe) asks for each data
+  // entry of the record last given to record() (`entry`: pfn and type as
+  // the stream holds them) and still reads the pages this says yes to,
+  // handing each to page() before it is applied; every other page may
+  // bypass the rules. Yes for the page tables of a PV guest (types
+  // L1TAB..L4TAB, pinned or not), whose entries the PV page-table rules
+  // judge; no for every HVM page and every NOTAB page.
+  bool needs_page(std::uint64_t entry) const;
+  // One page needs_page() asked for, in entry order: `head` is the record
+  // given to record() (count and entries), `index` the entry, `contents`
+  // its 4096 octets. Returns broken(). A reader that hands the rules whole
+  // bodies (record(), padding()) never calls this.
+  bool page(const RecordView& head, std::uint32_t index, Bytes contents);
   void read_error(const Error& e);
   bool end(const Expected<void>& trailing, std::uint64_t bytes);
   bool end(std::uint64_t bytes);
