@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -335,6 +336,16 @@ Expected<std::optional<std::uint64_t>> FdSource::move_direct(std::uint64_t n, in
   const bool out_known = ::fstat(fd, &out) == 0;
   const bool out_pipe = out_known && S_ISFIFO(out.st_mode);
   const bool out_file = out_known && S_ISREG(out.st_mode);
+  if (in_file_ && out_known && S_ISCHR(out.st_mode) && out.st_rdev == makedev(1, 3)) {
+    // Skipping in a regular file (to /dev/null): seek past, up to its end.
+    struct stat in {};
+    const off_t at = ::lseek(fd_, 0, SEEK_CUR);
+    if (at >= 0 && ::fstat(fd_, &in) == 0) {
+      const std::uint64_t left = in.st_size > at ? static_cast<std::uint64_t>(in.st_size - at) : 0;
+      const std::uint64_t k = std::min<std::uint64_t>(len, left);
+      if (::lseek(fd_, static_cast<off_t>(k), SEEK_CUR) >= 0) return std::optional<std::uint64_t>(k);
+    }
+  }
   for (;;) {
     if ((in_pipe_ || out_pipe) && splice_ok_) {
       loff_t off = fd_offset ? static_cast<loff_t>(*fd_offset) : 0;

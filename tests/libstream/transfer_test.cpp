@@ -238,6 +238,25 @@ TEST(Transfer, FromAFileNotAPipeUsesCopyFileRange) {
   EXPECT_EQ(r.error().offset, data.size());
 }
 
+TEST(Transfer, SkipInAFileSeeks) {
+  const Buffer data = pattern(3u << 20, 14);
+  TempFile in;
+  ASSERT_EQ(::write(in.fd(), data.data(), data.size()), static_cast<ssize_t>(data.size()));
+  auto src = FdSource::open(in.path());
+  ASSERT_TRUE(src);
+  (*src)->set_read_ahead(false);
+  ASSERT_TRUE((*src)->skip(2u << 20));
+  EXPECT_EQ((*src)->bypassed(), 2u << 20);
+  auto got = (*src)->pull(16);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(hexdump(got->first(16)), hexdump(view(data).subspan(2u << 20, 16)));
+  (*src)->consume(16);
+  auto r = (*src)->skip(1u << 20, "the rest");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().offset, data.size());
+  EXPECT_EQ(r.error().message, "unexpected end of data while reading the rest [0x300000, 0x300010)");
+}
+
 TEST(Transfer, MappedAndMemorySourcesWriteFromTheirView) {
   const Buffer data = pattern(1u << 20, 11);
   TempFile in;
