@@ -417,7 +417,15 @@ Expected<void> Driver::page_data_moved(const RecordView& rec) {
     if (pages == 0) {
       XS_TRY(be_.apply_pages(slice));
     } else if (!*needed) {
-      XS_TRY(be_.apply_pages_from(slice, src_));
+      if (auto r = be_.apply_pages_from(slice, src_); !r) {
+        Error e = std::move(r).error();
+        if (e.code == ErrorCode::kTruncated) {
+          e.message = rec.label() + ": " + e.message;
+          e.record_index = rec.index;
+          e.record_type = rec.type;
+        }
+        return e;
+      }
     } else {
       auto got = src_.pull(xc::kPageSize * pages, what);
       if (!got) return std::move(got).error();
