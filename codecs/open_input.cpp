@@ -9,6 +9,7 @@ Expected<OpenedInput> wrap_input(std::unique_ptr<Source> plain) {
   if (!head) return std::move(head).error();
   OpenedInput out;
   if (ZstdSource::sniff(*head)) {
+    plain->set_read_ahead(true);
     out.source = std::make_unique<ZstdSource>(std::move(plain));
     out.compressed = true;
   } else {
@@ -17,9 +18,10 @@ Expected<OpenedInput> wrap_input(std::unique_ptr<Source> plain) {
   return out;
 }
 
-Expected<OpenedInput> open_input(const std::string& path) {
+Expected<OpenedInput> open_input(const std::string& path, bool read_ahead) {
   auto plain = open_plain_source(path);
   if (!plain) return std::move(plain).error();
+  (*plain)->set_read_ahead(read_ahead);
   return wrap_input(std::move(plain).value());
 }
 

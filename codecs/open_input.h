@@ -15,7 +15,10 @@ struct OpenedInput {
   bool compressed = false;  // zstd was detected
 };
 
-Expected<OpenedInput> open_input(const std::string& path);
+// `read_ahead` false: a reader that will move bulk data on with
+// Source::transfer()/skip() (Source::set_read_ahead), set before the first
+// octet is read; zstd input keeps reading ahead (it is copied anyway).
+Expected<OpenedInput> open_input(const std::string& path, bool read_ahead = true);
 // Same, for a source the caller already has (e.g. an fd of its own).
 Expected<OpenedInput> wrap_input(std::unique_ptr<Source> plain);
 

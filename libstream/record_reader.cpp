@@ -32,6 +32,16 @@ void RecordReader::release() {
   }
 }
 
+std::uint64_t RecordReader::detach() {
+  if (pending_ > 0) {
+    src_.consume(pending_);
+    pending_ = 0;
+  }
+  const std::uint64_t rest = unpulled_;
+  unpulled_ = 0;
+  return rest;
+}
+
 Expected<RecordView> RecordReader::fail(Error e, std::uint32_t type) {
   e.record_index = count_;
   e.record_type = type;

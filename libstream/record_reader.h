@@ -77,6 +77,15 @@ class RecordReader {
   // the failure sticky, so the next call reports it.
   void release();
 
+  // Consumes what was pulled of the record last returned and hands the rest
+  // of it (the unpulled body and the padding) to the caller, who moves
+  // exactly that many octets of the source on (Source::transfer() to put
+  // them somewhere without a copy, skip(), pull() and consume()) before the
+  // next call. Returns that count (0 when the record was pulled whole).
+  // Views of the record are void from here on. For readers that send a body
+  // on rather than look at it (streamrestore moving page data to a file).
+  std::uint64_t detach();
+
   std::uint64_t records_read() const { return count_; }
   Source& source() { return src_; }
 

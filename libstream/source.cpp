@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -31,13 +32,101 @@ void Source::consume(std::size_t n) {
   position_ += n;
 }
 
+namespace {
+
+// /dev/null for skip(), opened once per process; -1 when it cannot be.
+int dev_null() {
+  static const int fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+  return fd;
+}
+
+// Writes `data` to fd at *off (advancing it) or at the fd's position.
+// `at` is the stream offset of data[0], for the error.
+Expected<void> write_out(int fd, std::optional<std::uint64_t>& off, Bytes data, std::uint64_t at) {
+  while (!data.empty()) {
+    const ssize_t w = off ? ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(*off))
+                          : ::write(fd, data.data(), data.size());
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      Error e = io_error(off ? "writing to the destination at offset " + hex(*off) + " failed"
+                             : std::string("writing to the destination failed"),
+                         w < 0 ? errno : EIO);
+      e.offset = at;
+      return e;
+    }
+    const auto k = static_cast<std::size_t>(w);
+    data = data.subspan(k);
+    at += k;
+    if (off) *off += k;
+  }
+  return {};
+}
+
+// Largest piece transfer() copies through a window at once.
+constexpr std::size_t kCopyChunk = 1u << 20;
+
+}  // namespace
+
 Expected<void> Source::skip(std::uint64_t n, std::string_view what) {
   const std::uint64_t want_end = position_ + n;
+  bool direct = dev_null() >= 0;
   while (n > 0) {
-    auto got = fill(1);
+    // What is buffered already goes first; then, if the input can, the
+    // rest moves to /dev/null inside the kernel.
+    auto got = fill(0);
     if (!got) return std::move(got).error();
-    if (got->empty()) return truncated_error(position_, want_end, what);
+    if (got->empty() && direct) {
+      auto moved = move_direct(n, dev_null(), nullptr);
+      if (!moved) return std::move(moved).error();
+      if (*moved) {
+        if (**moved == 0) return truncated_error(position_, want_end, what);
+        position_ += **moved;
+        bypassed_ += **moved;
+        n -= **moved;
+        continue;
+      }
+      direct = false;
+    }
+    if (got->empty()) {
+      got = fill(1);
+      if (!got) return std::move(got).error();
+      if (got->empty()) return truncated_error(position_, want_end, what);
+    }
     const std::size_t step = static_cast<std::size_t>(std::min<std::uint64_t>(n, got->size()));
+    consume(step);
+    n -= step;
+  }
+  return {};
+}
+
+Expected<void> Source::transfer(std::uint64_t n, int fd, std::optional<std::uint64_t> fd_offset,
+                                std::string_view what) {
+  const std::uint64_t want_end = position_ + n;
+  bool direct = true;
+  while (n > 0) {
+    auto got = fill(0);
+    if (!got) return std::move(got).error();
+    if (got->empty() && direct) {
+      std::uint64_t off = fd_offset.value_or(0);
+      auto moved = move_direct(n, fd, fd_offset ? &off : nullptr);
+      if (!moved) return std::move(moved).error();
+      if (*moved) {
+        if (**moved == 0) return truncated_error(position_, want_end, what);
+        position_ += **moved;
+        bypassed_ += **moved;
+        n -= **moved;
+        if (fd_offset) fd_offset = off;
+        continue;
+      }
+      direct = false;
+    }
+    if (got->empty()) {
+      got = fill(static_cast<std::size_t>(std::min<std::uint64_t>(n, kCopyChunk)));
+      if (!got) return std::move(got).error();
+      if (got->empty()) return truncated_error(position_, want_end, what);
+    }
+    const std::size_t step = static_cast<std::size_t>(std::min<std::uint64_t>(n, got->size()));
+    if (auto w = write_out(fd, fd_offset, got->first(step), position_); !w) return w;
     consume(step);
     n -= step;
   }
@@ -114,9 +203,104 @@ void widen_pipe(int fd) {
 
 }  // namespace
 
+// ---------------------------------------------------------------------------
+
+namespace {
+
+std::size_t round_to_pages(std::size_t n) {
+  const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  return (n + page - 1) / page * page;
+}
+
+}  // namespace
+
+WindowSource::WindowSource(std::size_t max_window, std::size_t chunk)
+    : max_window_(max_window), chunk_(chunk) {}
+
+WindowSource::~WindowSource() {
+  if (base_ != nullptr) ::munmap(base_, 2 * cap_);
+}
+
+Bytes WindowSource::view() const {
+  if (cap_ == 0) return {};
+  return Bytes(base_ + begin_ % cap_, buffered());
+}
+
+// A ring of `cap` octets (a page multiple) mapped twice, back to back, from
+// one memory file: base[i] and base[cap + i] are the same octet.
+Expected<void> WindowSource::grow(std::size_t cap) {
+  cap = round_to_pages(cap);
+  const int mfd = ::memfd_create("xenstream-window", MFD_CLOEXEC);
+  if (mfd < 0) return io_error("cannot create the read window", errno);
+  void* area = MAP_FAILED;
+  int err = 0;
+  if (::ftruncate(mfd, static_cast<off_t>(cap)) != 0) {
+    err = errno;
+  } else {
+    area = ::mmap(nullptr, 2 * cap, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (area == MAP_FAILED) err = errno;
+  }
+  if (area != MAP_FAILED) {
+    auto* b = static_cast<std::byte*>(area);
+    if (::mmap(b, cap, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, mfd, 0) == MAP_FAILED ||
+        ::mmap(b + cap, cap, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, mfd, 0) == MAP_FAILED) {
+      err = errno;
+      ::munmap(area, 2 * cap);
+      area = MAP_FAILED;
+    }
+  }
+  ::close(mfd);
+  if (area == MAP_FAILED) {
+    Error e = io_error("cannot map a read window of " + hex(cap) + " octets", err);
+    e.offset = position_;
+    return e;
+  }
+  auto* fresh = static_cast<std::byte*>(area);
+  if (buffered() > 0) std::memcpy(fresh + begin_ % cap, base_ + begin_ % cap_, buffered());
+  if (base_ != nullptr) ::munmap(base_, 2 * cap_);
+  base_ = fresh;
+  cap_ = cap;
+  return {};
+}
+
+Expected<Bytes> WindowSource::fill(std::size_t min) {
+  if (buffered() >= min || eof_) return view();
+  if (min > max_window_) {
+    return make_error(ErrorCode::kLimit, position_,
+                      "a single read of " + hex(min) + " bytes exceeds the window cap of " +
+                          hex(max_window_) + " bytes");
+  }
+  // The window may grow to the largest request (never past max_window_),
+  // rounded up to whole chunks so that reads stay large; it grows only when
+  // full, as the bytes arrive.
+  std::size_t want = std::max(min, chunk_);
+  want = std::min(max_window_, (want + chunk_ - 1) / chunk_ * chunk_);
+  want = std::max(want, min);
+  while (buffered() < min) {
+    if (buffered() == cap_) XS_TRY(grow(std::min(want, std::max(2 * cap_, chunk_))));
+    const std::size_t room = cap_ - buffered();
+    const std::size_t ask = read_ahead_ ? room : std::min(room, min - buffered());
+    auto n = read_some(base_ + end_ % cap_, ask);
+    if (!n) return std::move(n).error();
+    if (*n == 0) {
+      eof_ = true;
+      break;
+    }
+    end_ += *n;
+  }
+  return view();
+}
+
+// ---------------------------------------------------------------------------
+
 FdSource::FdSource(int fd, std::string name, std::size_t max_window)
-    : fd_(fd), name_(std::move(name)), max_window_(max_window) {
+    : WindowSource(max_window, kDefaultChunk), fd_(fd), name_(std::move(name)) {
   widen_pipe(fd_);
+  struct stat st {};
+  if (::fstat(fd_, &st) == 0) {
+    in_pipe_ = S_ISFIFO(st.st_mode);
+    in_file_ = S_ISREG(st.st_mode);
+  }
 }
 
 FdSource::~FdSource() {
@@ -131,46 +315,71 @@ Expected<std::unique_ptr<FdSource>> FdSource::open(const std::string& path) {
   return src;
 }
 
-Expected<Bytes> FdSource::fill(std::size_t min) {
-  if (end_ - begin_ >= min || eof_) {
-    return Bytes(buf_.data() + begin_, end_ - begin_);
+Expected<std::size_t> FdSource::read_some(std::byte* dst, std::size_t max) {
+  for (;;) {
+    const ssize_t n = ::read(fd_, dst, max);
+    if (n >= 0) return static_cast<std::size_t>(n);
+    if (errno == EINTR) continue;
+    Error e = io_error("read from " + name_ + " failed", errno);
+    e.offset = position_ + buffered();
+    return e;
   }
-  if (min > max_window_) {
-    return make_error(ErrorCode::kLimit, position_,
-                      "a single read of " + hex(min) + " bytes exceeds the window cap of " +
-                          hex(max_window_) + " bytes");
-  }
-  // Make room: slide unconsumed bytes to the front. The window may grow to
-  // the largest request (never past max_window_), rounded up to whole read
-  // chunks so that reads stay large; it grows only as the bytes arrive
-  // (doubling when full), so a header that claims a huge body costs memory
-  // in proportion to the input that is really there, not to the claim.
-  if (begin_ > 0) {
-    std::memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
-    end_ -= begin_;
-    begin_ = 0;
-  }
-  std::size_t want = std::max(min, kDefaultChunk);
-  want = std::min(max_window_, (want + kDefaultChunk - 1) / kDefaultChunk * kDefaultChunk);
-  want = std::max(want, min);
-  while (end_ < min) {
-    if (end_ == buf_.size()) {
-      buf_.resize(std::min(want, std::max(2 * buf_.size(), kDefaultChunk)));
+}
+
+Expected<std::optional<std::uint64_t>> FdSource::move_direct(std::uint64_t n, int fd,
+                                                             std::uint64_t* fd_offset) {
+  // One call moves at most this much, so that a short move is continued by
+  // the caller and the offsets stay exact.
+  constexpr std::uint64_t kMaxMove = 1u << 30;
+  const auto len = static_cast<std::size_t>(std::min(n, kMaxMove));
+  struct stat out {};
+  const bool out_known = ::fstat(fd, &out) == 0;
+  const bool out_pipe = out_known && S_ISFIFO(out.st_mode);
+  const bool out_file = out_known && S_ISREG(out.st_mode);
+  if (in_file_ && out_known && S_ISCHR(out.st_mode) && out.st_rdev == makedev(1, 3)) {
+    // Skipping in a regular file (to /dev/null): seek past, up to its end.
+    struct stat in {};
+    const off_t at = ::lseek(fd_, 0, SEEK_CUR);
+    if (at >= 0 && ::fstat(fd_, &in) == 0) {
+      const std::uint64_t left = in.st_size > at ? static_cast<std::uint64_t>(in.st_size - at) : 0;
+      const std::uint64_t k = std::min<std::uint64_t>(len, left);
+      if (::lseek(fd_, static_cast<off_t>(k), SEEK_CUR) >= 0) return std::optional<std::uint64_t>(k);
     }
-    const ssize_t n = ::read(fd_, buf_.data() + end_, buf_.size() - end_);
-    if (n < 0) {
+  }
+  for (;;) {
+    if ((in_pipe_ || out_pipe) && splice_ok_) {
+      loff_t off = fd_offset ? static_cast<loff_t>(*fd_offset) : 0;
+      const ssize_t k = ::splice(fd_, nullptr, fd, fd_offset ? &off : nullptr, len, SPLICE_F_MOVE);
+      if (k >= 0) {
+        if (fd_offset) *fd_offset = static_cast<std::uint64_t>(off);
+        return std::optional<std::uint64_t>(static_cast<std::uint64_t>(k));
+      }
       if (errno == EINTR) continue;
-      Error e = io_error("read from " + name_ + " failed", errno);
-      e.offset = position_ + end_;
-      return e;
+      if (errno != EINVAL) {
+        Error e = io_error("splice from " + name_ + " failed", errno);
+        e.offset = position_;
+        return e;
+      }
+      splice_ok_ = false;  // this kernel or file system refuses: copy from now on
     }
-    if (n == 0) {
-      eof_ = true;
-      break;
+    if (in_file_ && out_file && copy_ok_) {
+      loff_t off = fd_offset ? static_cast<loff_t>(*fd_offset) : 0;
+      const ssize_t k = ::copy_file_range(fd_, nullptr, fd, fd_offset ? &off : nullptr, len, 0);
+      if (k >= 0) {
+        if (fd_offset) *fd_offset = static_cast<std::uint64_t>(off);
+        return std::optional<std::uint64_t>(static_cast<std::uint64_t>(k));
+      }
+      if (errno == EINTR) continue;
+      if (errno != EINVAL && errno != EXDEV && errno != ENOSYS && errno != EOPNOTSUPP &&
+          errno != EBADF) {
+        Error e = io_error("copy_file_range from " + name_ + " failed", errno);
+        e.offset = position_;
+        return e;
+      }
+      copy_ok_ = false;
     }
-    end_ += static_cast<std::size_t>(n);
+    return std::optional<std::uint64_t>{};
   }
-  return Bytes(buf_.data(), end_);
 }
 
 // ---------------------------------------------------------------------------

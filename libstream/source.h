@@ -11,9 +11,15 @@
 //   MappedFile     a read-only mmap of a regular file; views point straight
 //                  into the mapping
 //   FdSource       a pipe, socket, terminal or file read through a bounded
-//                  window; memory stays bounded by the largest single pull
-//                  (never more than Limits::max_window), whatever the stream
-//                  size
+//                  window (WindowSource, shared with codecs::ZstdSource);
+//                  memory stays bounded by the largest single pull (never
+//                  more than its max_window), whatever the stream size
+//
+// Bulk data a reader does not need to look at (page contents on their way
+// to a file, bodies being skipped) can bypass user space: transfer() moves
+// octets to a file descriptor and skip() discards them, with splice(2) from
+// a pipe or copy_file_range(2) from a file where the kernel allows it, and
+// through the window otherwise.
 //
 // Truncation is kept apart from malformation: a pull() that hits end of input
 // early returns ErrorCode::kTruncated with the byte range it wanted.
@@ -22,6 +28,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -51,8 +58,41 @@ class Source {
   // Advances by n bytes, which must already have been pulled.
   void consume(std::size_t n);
 
-  // Advances by n bytes, pulling as needed without holding them all at once.
+  // Advances by n bytes without holding them all at once; from a pipe the
+  // octets not buffered yet go to /dev/null with splice(2), never through
+  // user space.
+  //   kTruncated:  input ended first; offset and range start where it ended
   Expected<void> skip(std::uint64_t n, std::string_view what = "data");
+
+  // Moves the next n octets of input to `fd`: at `fd_offset` (pwrite
+  // semantics, the fd's own offset untouched) or, without one, at the fd's
+  // position (a pipe, /dev/null, an O_APPEND file). Whatever is buffered
+  // goes out with write(2) from the buffer; the rest straight from the input
+  // where the source can (splice from a pipe, copy_file_range from a file;
+  // a kernel or file system that refuses with EINVAL makes the source fall
+  // back for good), else through the window. Short moves are continued.
+  //   value:       all n octets moved; position() advanced by n
+  //   kTruncated:  input ended first: the error's offset is the first octet
+  //                missing and its range [that, position() + n wanted);
+  //                every octet before it was moved and consumed
+  //   kIo:         reading or writing failed; offset is the stream offset of
+  //                the first octet not moved
+  Expected<void> transfer(std::uint64_t n, int fd, std::optional<std::uint64_t> fd_offset,
+                          std::string_view what = "data");
+
+  // True when transfer() and skip() can move octets from this source's input
+  // without a copy in user space (a pipe or file read through FdSource whose
+  // kernel has not refused yet). A reader that would otherwise pull data
+  // only to hand it on uses this to choose transfer().
+  virtual bool moves_directly() const { return false; }
+
+  // The reader will move bulk data with transfer() and skip(): with `off`,
+  // the source reads no further ahead than pull() asks, so that what follows
+  // can bypass user space. A window source reads big chunks otherwise.
+  virtual void set_read_ahead(bool on) { (void)on; }
+
+  // Octets transfer() and skip() moved without passing through user space.
+  std::uint64_t bypassed() const { return bypassed_; }
 
   // True when no byte is left.
   Expected<bool> at_end();
@@ -71,8 +111,20 @@ class Source {
   // Returns the buffered view (possibly shorter at end of input).
   virtual Expected<Bytes> fill(std::size_t min) = 0;
   virtual void advance(std::size_t n) = 0;
+  // Called by transfer() and skip() with nothing buffered: moves up to n
+  // octets from the input straight to `fd` (at *fd_offset, advancing it, or
+  // at the fd's position when null).
+  //   nullopt:     no direct path; the caller copies through fill()
+  //   0:           end of input
+  //   k > 0:       k octets moved
+  virtual Expected<std::optional<std::uint64_t>> move_direct(std::uint64_t n, int fd,
+                                                             std::uint64_t* fd_offset) {
+    (void)n, (void)fd, (void)fd_offset;
+    return std::optional<std::uint64_t>{};
+  }
 
   std::uint64_t position_ = 0;
+  std::uint64_t bypassed_ = 0;
 };
 
 class MemorySource : public Source {
@@ -113,7 +165,52 @@ class MappedFile : public MemorySource {
   std::size_t released_ = 0;
 };
 
-class FdSource : public Source {
+// A bounded window over input read piece by piece: FdSource and
+// codecs::ZstdSource share it. The window is a ring of memory mapped twice
+// back to back, so every view of up to its capacity is contiguous and
+// consuming never moves a byte (no compaction). It grows (doubling, in whole
+// chunks) only when full and only as bytes really arrive, up to the largest
+// single pull, never past max_window: a header that claims a huge body
+// costs memory in proportion to the input that is really there. Growing
+// copies the buffered bytes once; nothing else does.
+class WindowSource : public Source {
+ public:
+  ~WindowSource() override;
+  WindowSource(const WindowSource&) = delete;
+  WindowSource& operator=(const WindowSource&) = delete;
+
+  // Largest window the source ever held: its memory high-water mark.
+  std::size_t peak_window() const { return cap_; }
+  void set_read_ahead(bool on) override { read_ahead_ = on; }
+
+ protected:
+  // `chunk`: the smallest window and the unit it grows by.
+  WindowSource(std::size_t max_window, std::size_t chunk);
+
+  // Reads up to `max` (> 0) octets of input into `dst`.
+  //   0:      end of input
+  //   error:  its offset is the caller's to fix (position_ + buffered())
+  virtual Expected<std::size_t> read_some(std::byte* dst, std::size_t max) = 0;
+
+  Expected<Bytes> fill(std::size_t min) final;
+  void advance(std::size_t n) final { begin_ += n; }
+  std::size_t buffered() const { return static_cast<std::size_t>(end_ - begin_); }
+
+ private:
+  Expected<void> grow(std::size_t cap);
+  Bytes view() const;
+
+  std::size_t max_window_;
+  std::size_t chunk_;
+  std::byte* base_ = nullptr;  // 2 * cap_ octets of address space
+  std::size_t cap_ = 0;
+  std::uint64_t begin_ = 0;  // octets consumed since the start
+  std::uint64_t end_ = 0;    // octets read since the start
+  bool eof_ = false;
+  bool read_ahead_ = true;
+};
+
+class FdSource : public WindowSource {
  public:
   static constexpr std::size_t kDefaultChunk = 1 << 20;
   // Big enough for the largest record body Xen accepts plus its header.
@@ -130,22 +227,21 @@ class FdSource : public Source {
   FdSource& operator=(const FdSource&) = delete;
 
   std::string name() const override { return name_; }
-  // Largest window the source ever held: its memory high-water mark.
-  std::size_t peak_window() const { return buf_.size(); }
+  bool moves_directly() const override { return in_pipe_ ? splice_ok_ : (in_file_ && copy_ok_); }
 
  protected:
-  Expected<Bytes> fill(std::size_t min) override;
-  void advance(std::size_t n) override { begin_ += n; }
+  Expected<std::size_t> read_some(std::byte* dst, std::size_t max) override;
+  Expected<std::optional<std::uint64_t>> move_direct(std::uint64_t n, int fd,
+                                                     std::uint64_t* fd_offset) override;
 
  private:
   int fd_;
   bool owned_ = false;
-  bool eof_ = false;
+  bool in_pipe_ = false;  // fd is a pipe or FIFO
+  bool in_file_ = false;  // fd is a regular file
+  bool splice_ok_ = true;  // cleared when splice(2) says EINVAL
+  bool copy_ok_ = true;    // cleared when copy_file_range(2) cannot
   std::string name_;
-  std::size_t max_window_;
-  std::vector<std::byte> buf_;
-  std::size_t begin_ = 0;  // first unconsumed byte in buf_
-  std::size_t end_ = 0;    // one past the last valid byte in buf_
 };
 
 // Opens a path as the best plain source: "-" is stdin through FdSource, a

@@ -58,6 +58,9 @@ class StreamCursor {
   // Consumes the record last returned, leaving the source just past it
   // (e.g. after END, for a caller that reads on from the same source).
   void release() { reader_.release(); }
+  // Hands the unpulled rest of the record last returned to the caller
+  // (RecordReader::detach): returns how many octets the caller must move on.
+  std::uint64_t detach() { return reader_.detach(); }
 
   // After done(): checks that nothing follows the END record.
   //   value:      end of input

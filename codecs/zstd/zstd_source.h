@@ -1,14 +1,14 @@
 // A Source that decompresses a zstd stream read from another Source.
 //
-// Decoding runs as the reader pulls: the window holds decompressed bytes and
-// grows only to the largest single pull (the inner source stays bounded
-// too). position() counts decompressed bytes, which is what every message
+// Decoding runs as the reader pulls: the window (libstream's WindowSource,
+// the one FdSource uses) holds decompressed bytes and grows only to the
+// largest single pull (the inner source stays bounded too). transfer() and
+// skip() copy through the window: decompressed octets exist only there. position() counts decompressed bytes, which is what every message
 // about the stream's contents refers to; compressed_position() gives the
 // offset in the compressed input, for I/O messages.
 #pragma once
 
 #include <memory>
-#include <vector>
 
 #include <xenstream/libstream/source.h>
 
@@ -16,7 +16,7 @@ struct ZSTD_DCtx_s;
 
 namespace xenstream::codecs {
 
-class ZstdSource : public Source {
+class ZstdSource : public WindowSource {
  public:
   static constexpr std::size_t kDefaultMaxWindow = (128u << 20) + 64;
 
@@ -28,23 +28,16 @@ class ZstdSource : public Source {
 
   std::string name() const override { return inner_->name() + " (zstd)"; }
   std::uint64_t compressed_position() const { return inner_->position(); }
-  std::size_t peak_window() const { return buf_.size(); }
 
   // True when the first octets are the zstd frame magic.
   static bool sniff(Bytes head);
 
  protected:
-  Expected<Bytes> fill(std::size_t min) override;
-  void advance(std::size_t n) override { begin_ += n; }
+  Expected<std::size_t> read_some(std::byte* dst, std::size_t max) override;
 
  private:
   std::unique_ptr<Source> inner_;
   ZSTD_DCtx_s* dctx_;
-  std::size_t max_window_;
-  std::vector<std::byte> buf_;
-  std::size_t begin_ = 0;
-  std::size_t end_ = 0;
-  bool eof_ = false;
   bool frame_open_ = false;  // inside a frame that has not ended yet
 };
 

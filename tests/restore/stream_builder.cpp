@@ -6,9 +6,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <thread>
 #include <nlohmann/json.hpp>
 
 #include "tests/verify/corpus.h"
@@ -383,6 +385,48 @@ RestoreReport restore_bytes(Bytes data, const std::string& dir, RestoreOptions o
     return r;
   }
   return restore_stream(src, *container, **backend, options);
+}
+
+RestoreReport restore_pipe(Bytes data, const std::string& dir, RestoreOptions options,
+                           DirectoryOptions dir_options, std::size_t piece, std::uint64_t* bypassed) {
+  std::signal(SIGPIPE, SIG_IGN);
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) std::abort();
+  std::thread writer([&data, piece, wfd = fds[1]] {
+    std::size_t at = 0;
+    while (at < data.size()) {
+      const std::size_t n = piece == 0 ? data.size() - at : std::min(piece, data.size() - at);
+      const ssize_t w = ::write(wfd, data.data() + at, n);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) break;  // the reader stopped early
+      at += static_cast<std::size_t>(w);
+    }
+    ::close(wfd);
+  });
+  RestoreReport r;
+  {
+    FdSource src(fds[0], "<pipe>");
+    src.set_read_ahead(false);  // as streamrestore opens its input
+    auto container = read_container(src);
+    if (!container) {
+      r.status = RestoreStatus::kInvalid;
+      r.error = container.error();
+    } else {
+      dir_options.dir = dir;
+      dir_options.domid = options.domid;
+      auto backend = DirectoryBackend::create(dir_options);
+      if (!backend) {
+        r.status = RestoreStatus::kIoError;
+        r.error = backend.error();
+      } else {
+        r = restore_stream(src, *container, **backend, options);
+      }
+    }
+    if (bypassed != nullptr) *bypassed = src.bypassed();
+  }
+  ::close(fds[0]);
+  writer.join();
+  return r;
 }
 
 }  // namespace xenstream::restore::testing

@@ -121,4 +121,12 @@ namespace xenstream::restore::testing {
 RestoreReport restore_bytes(Bytes data, const std::string& dir, RestoreOptions options = {},
                             DirectoryOptions dir_options = {});
 
+// The same through a pipe (FdSource), the way `streamrestore -` reads it: a
+// writer thread feeds `data` in pieces of `piece` octets (0: all at once).
+// `bypassed`, if given, receives the octets the source moved without a copy
+// in user space (Source::bypassed()).
+RestoreReport restore_pipe(Bytes data, const std::string& dir, RestoreOptions options = {},
+                           DirectoryOptions dir_options = {}, std::size_t piece = 0,
+                           std::uint64_t* bypassed = nullptr);
+
 }  // namespace xenstream::restore::testing

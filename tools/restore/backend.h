@@ -34,6 +34,7 @@
 #include <xenstream/libstream/error.h>
 #include <xenstream/libstream/headers.h>
 #include <xenstream/libstream/records.h>
+#include <xenstream/libstream/source.h>
 
 namespace xenstream::restore {
 
@@ -130,6 +131,13 @@ class Backend {
   // data-carrying entry, in entry order (libstream/records.h). Pfns have
   // been checked against the driver's limit.
   virtual Expected<void> apply_pages(const PageDataView& pages) = 0;
+  // apply_pages() for pages the backend takes straight from the input:
+  // `pages.pages` is empty and the data of its data_pages entries are the
+  // next 4096 * data_pages octets of `in`, in entry order. The backend moves
+  // them with Source::transfer() (from a pipe they never enter user space)
+  // and leaves `in` just past them; an input error (kTruncated with its
+  // exact offset, kIo) is returned as Source::transfer() gave it.
+  virtual Expected<void> apply_pages_from(const PageDataView& pages, Source& in) = 0;
   // After a VERIFY record: compares the data pages with the domain's memory
   // instead of writing them. Returns the number of pages that differ.
   virtual Expected<std::uint64_t> verify_pages(const PageDataView& pages) = 0;

@@ -81,6 +81,7 @@ class DirectoryBackend final : public Backend {
 
   Expected<void> start(const DomainInfo& info) override;
   Expected<void> apply_pages(const PageDataView& pages) override;
+  Expected<void> apply_pages_from(const PageDataView& pages, Source& in) override;
   Expected<std::uint64_t> verify_pages(const PageDataView& pages) override;
   Expected<void> set_x86_pv_info(const X86PvInfoView& info) override;
   Expected<void> set_p2m_frames(const P2mFramesView& frames) override;
@@ -120,7 +121,8 @@ class DirectoryBackend final : public Backend {
     return stage_file(name, std::span<const Bytes>(&data, 1), mode);
   }
   Expected<void> apply_direct(const PageDataView& pages);
-  Expected<void> apply_staged(const PageDataView& pages);
+  Expected<void> apply_staged(const PageDataView& pages, Source* in);
+  Expected<void> apply_direct_from(const PageDataView& pages, Source& in);
   Expected<void> do_commit(const CommitInfo& info);
   void step(std::string_view name, std::uint64_t checkpoint) const {
     if (opts_.on_step) opts_.on_step(name, checkpoint);

@@ -475,7 +475,9 @@ int main(int argc, char** argv) {
     return xl_receive(ReceiveArgs{out, domid, fsync, quiet, json_out, on_checkpoint, emulator_exec,
                                   emulator_timeout, max_memory, elf_path, remus, colo, coloft_script, userspace_colo_proxy, take_over, rules});
   }
-  auto opened = codecs::open_input(input);
+  // From a pipe, page data goes straight to memory.raw (splice): read no
+  // further ahead than the records' heads.
+  auto opened = codecs::open_input(input, /*read_ahead=*/false);
   if (!opened) {
     print_error("error: " + opened.error().message);
     return kExitUsage;

@@ -69,6 +69,7 @@ class Driver {
   Expected<void> handle(const RecordView& rec);
   Expected<void> handle_libxc(const RecordView& rec);
   Expected<void> page_data(RecordView rec);
+  Expected<void> page_data_moved(const RecordView& rec);
   Expected<void> handle_libxl(const RecordView& rec);
   Expected<void> start_domain();
   Expected<void> commit_checkpoint();
@@ -102,6 +103,10 @@ class Driver {
   bool in_checkpoint_ = false;         // libxc CHECKPOINT seen, CHECKPOINT_END not yet
   bool after_checkpoint_end_ = false;  // where COLO's CHECKPOINT_STATE goes
   bool verify_ = false;
+  // The input moves page data without a copy in user space (a pipe):
+  // PAGE_DATA pages go from it straight to the backend (page_data_moved).
+  bool direct_ = false;
+  std::vector<std::byte> head_copy_;  // count and entries of that record
   bool saw_pv_info_ = false;
   bool saw_static_data_end_ = false;
   std::uint64_t commits_ = 0;
@@ -134,8 +139,12 @@ RestoreReport Driver::run() {
   if (auto st = cur_.start(); !st) return read_failed(std::move(st).error());
   engine_.started(cur_, container_.payload);
   if (engine_.broken()) return rule_broke();
+  direct_ = src_.moves_directly();
+  // Read no further than asked: page data is moved on from the input, not
+  // through the window. A record is read first with its count only.
+  if (direct_) src_.set_read_ahead(false);
   while (!cur_.done()) {
-    auto rec = cur_.next_head(kHeadOctets);
+    auto rec = cur_.next_head(direct_ ? 8 : kHeadOctets);
     if (!rec) return read_failed(std::move(rec).error());
     if (!rec->complete()) {
       if (!is_page_data(*rec)) {
@@ -312,6 +321,7 @@ Expected<void> Driver::page_data(RecordView rec) {
                           ErrorCode::kLimit);
     }
   }
+  if (direct_ && !verify_ && !rec.complete() && v->data_pages > 0) return page_data_moved(rec);
   if (verify_) {
     if (!rec.complete()) {
       auto whole = cur_.extend(RecordReader::kWholeBody);
@@ -369,6 +379,85 @@ Expected<void> Driver::page_data(RecordView rec) {
     rec = *whole;
   }
   if (!was_complete) engine_.padding(rec);
+  return {};
+}
+
+// PAGE_DATA from an input that moves data without a copy (a pipe): the rules
+// have seen the count and every entry; the cursor hands the rest of the
+// record over, and the pages go from the input to the backend in slices of
+// entries that either all bypass user space (apply_pages_from) or are all
+// pages the rules read (RuleEngine::needs_page): those are pulled, handed
+// to the rules, then applied from the window as before. The padding is
+// pulled last and judged as always.
+Expected<void> Driver::page_data_moved(const RecordView& rec) {
+  const std::uint32_t count = rec.fields().u32(0);
+  const std::size_t entries_end = 8 + 8 * std::size_t{count};
+  head_copy_.assign(rec.body.begin(), rec.body.begin() + static_cast<std::ptrdiff_t>(entries_end));
+  RecordView head = rec;
+  head.body = Bytes(head_copy_.data(), head_copy_.size());
+  auto v = decode_page_data(head);
+  if (!v) return std::move(v).error();
+  const std::uint64_t rest = cur_.detach();  // the views of `rec` are void from here
+  const std::uint64_t data_octets = std::uint64_t{xc::kPageSize} * v->data_pages;
+  const std::string what = rec.label() + ": its pages";
+  std::uint32_t first = 0;
+  std::size_t pages_done = 0;
+  while (first < count) {
+    // A slice: entries up to the first data page whose need differs.
+    std::optional<bool> needed;
+    std::uint32_t last = first;
+    std::size_t pages = 0;
+    for (; last < count; ++last) {
+      if (!xc::page_type_has_data(v->type(last))) continue;
+      const bool need = engine_.needs_page(v->entry(last));
+      if (needed && (need != *needed || (need && pages == kSlicePages))) break;
+      needed = need;
+      ++pages;
+    }
+    PageDataView slice;
+    slice.count = last - first;
+    slice.reserved = v->reserved;
+    slice.entries = v->entries.sub(8 * std::size_t{first}, 8 * std::size_t{slice.count});
+    slice.data_pages = static_cast<std::uint32_t>(pages);
+    if (pages == 0) {
+      XS_TRY(be_.apply_pages(slice));
+    } else if (!*needed) {
+      if (auto r = be_.apply_pages_from(slice, src_); !r) {
+        Error e = std::move(r).error();
+        if (e.code == ErrorCode::kTruncated) {
+          e.message = rec.label() + ": " + e.message;
+          e.record_index = rec.index;
+          e.record_type = rec.type;
+        }
+        return e;
+      }
+    } else {
+      auto got = src_.pull(xc::kPageSize * pages, what);
+      if (!got) return std::move(got).error();
+      slice.pages = got->first(xc::kPageSize * pages);
+      std::size_t k = 0;
+      for (std::uint32_t i = first; i < last; ++i) {
+        if (!xc::page_type_has_data(v->type(i))) continue;
+        if (engine_.page(head, i, slice.pages.subspan(xc::kPageSize * k++, xc::kPageSize))) {
+          return rec.error_at(entries_end + xc::kPageSize * (pages_done + k - 1),
+                              "a page of this record breaks a rule");
+        }
+      }
+      XS_TRY(be_.apply_pages(slice));
+      src_.consume(xc::kPageSize * pages);
+    }
+    pages_done += pages;
+    first = last;
+  }
+  report_.pages += v->data_pages;
+  // The padding (0-7 octets; none for a well-formed record of whole pages).
+  const auto pad = static_cast<std::size_t>(rest - data_octets);
+  auto padding = src_.pull(pad, rec.label() + ": its padding");
+  if (!padding) return std::move(padding).error();
+  head.body = Bytes{};
+  head.padding = padding->first(pad);
+  engine_.padding(head);
+  src_.consume(pad);
   return {};
 }
 

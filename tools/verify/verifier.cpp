@@ -88,8 +88,36 @@ void Verifier::walk(PayloadKind kind) {
   StreamCursor cur(*src_, kind);
   if (auto st = cur.start(); !st) return read_error(st.error());
   begin_walk(cur, kind);
+  // From a pipe, the pages of a PAGE_DATA record go to /dev/null inside the
+  // kernel (Source::skip) unless a rule reads one of them (needs_page).
+  const bool direct = src_->moves_directly();
   while (!cur.done()) {
-    auto r = cur.next();
+    auto r = direct ? cur.next_head(8) : cur.next();
+    if (r && !r->complete()) {
+      const bool pages = r->layer == Layer::kLibxc &&
+                         r->type == static_cast<std::uint32_t>(xc::RecordType::kPageData) &&
+                         r->body.size() >= 8;
+      std::size_t want = RecordReader::kWholeBody;
+      if (pages) {
+        want = static_cast<std::size_t>(
+            std::min<std::uint64_t>(8 + 8 * std::uint64_t{r->fields().u32(0)}, r->length));
+      }
+      if (r->body.size() < want) r = cur.extend(want);
+      if (r && pages && !r->complete()) {
+        const Fields f = r->fields();
+        for (std::size_t off = 8; off + 8 <= r->body.size(); off += 8) {
+          if (needs_page(f.u64(off))) {
+            r = cur.extend(RecordReader::kWholeBody);
+            break;
+          }
+        }
+      }
+      if (r && !r->complete()) {
+        note_libxc_headers(cur);
+        if (!skip_pages(cur, *r)) return;
+        continue;
+      }
+    }
     note_libxc_headers(cur);
     if (!r) return read_error(r.error());
     step(cur, *r);
@@ -106,6 +134,54 @@ void Verifier::walk(PayloadKind kind) {
   }
   auto fin = cur.finish();
   end_walk(fin, src_->position());
+}
+
+// A PAGE_DATA head (count and entries) whose pages no rule reads: they are
+// skipped past user space, then the record is judged as a whole one would
+// be (its entries, then its padding). Input that ends inside the record is
+// reported exactly as the cursor reports a record cut short, and the
+// record itself is not judged, as from a file. False when the walk ends.
+bool Verifier::skip_pages(StreamCursor& cur, const RecordView& rec) {
+  head_copy_.assign(rec.body.begin(), rec.body.end());
+  RecordView head = rec;
+  head.body = Bytes(head_copy_.data(), head_copy_.size());
+  cur.detach();  // the rest of the record is ours to move on; `rec`'s views are void
+  const std::uint64_t padded = (std::uint64_t{rec.length} + 7) & ~std::uint64_t{7};
+  const std::uint64_t body_rest = rec.length - head.body.size();
+  const auto pad = static_cast<std::size_t>(padded - rec.length);
+  auto cut = [&](Error e) {
+    if (e.code == ErrorCode::kTruncated) {
+      const std::uint64_t input_end = e.offset;
+      e.range = ByteRange{rec.offset, rec.offset + 8 + padded};
+      e.message = rec.label() + ": truncated: the record needs [" + hex(rec.offset) + ", " +
+                  hex(rec.offset + 8 + padded) + ") but the input ends at " + hex(input_end);
+    }
+    e.record_index = rec.index;
+    e.record_type = rec.type;
+    read_error(e);
+    return false;
+  };
+  if (auto sk = src_->skip(body_rest, rec.label()); !sk) return cut(std::move(sk).error());
+  auto p = src_->pull(pad, rec.label());
+  if (!p) {
+    Error e = std::move(p).error();
+    if (e.code == ErrorCode::kTruncated) {
+      auto avail = src_->peek(pad);
+      e.offset = src_->position() + (avail ? avail->size() : 0);
+    }
+    return cut(std::move(e));
+  }
+  std::array<std::byte, 8> padding{};
+  std::copy_n(p->begin(), pad, padding.begin());
+  src_->consume(pad);
+  head.padding = Bytes(padding.data(), pad);
+  step(cur, head);
+  check_padding(head);
+  if (options_.progress && head.end_offset() >= next_progress_) {
+    options_.progress(head.end_offset(), src_->size_hint());
+    next_progress_ = head.end_offset() + options_.progress_interval;
+  }
+  return true;
 }
 
 void Verifier::begin_walk(const StreamCursor& cur, PayloadKind kind) {
@@ -331,6 +407,13 @@ bool RuleEngine::pages(const RecordView& rec) {
   return impl_->result.errors > 0;
 }
 
+bool RuleEngine::needs_page(std::uint64_t entry) const { return impl_->verifier.needs_page(entry); }
+
+bool RuleEngine::page(const RecordView& head, std::uint32_t index, Bytes contents) {
+  impl_->verifier.check_page(head, index, contents);
+  return impl_->result.errors > 0;
+}
+
 void RuleEngine::read_error(const Error& e) { impl_->verifier.read_error(e); }
 
 bool RuleEngine::end(const Expected<void>& trailing, std::uint64_t bytes) {
@@ -369,7 +452,9 @@ const VerifyResult& RuleEngine::result() const { return impl_->result; }
 std::size_t RuleEngine::problem_count() const { return impl_->result.problems.size(); }
 
 VerifyResult verify_path(const std::string& path, const VerifyOptions& options) {
-  auto in = codecs::open_input(path);
+  // From a pipe, page bodies bypass user space: read no further ahead than
+  // the records' heads.
+  auto in = codecs::open_input(path, /*read_ahead=*/false);
   if (!in) {
     VerifyResult r;
     r.summary.input = path;

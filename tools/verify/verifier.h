@@ -221,6 +221,21 @@ class RuleEngine {
   // the page-table pages now whole are checked (LIBXC-PAGE-11) before the
   // caller applies them. padding() checks whatever is left.
   bool pages(const RecordView& rec);
+  // Pages whose contents the rules read. A reader that moves PAGE_DATA
+  // pages past user space (streamrestore from a pipe) asks for each data
+  // entry of the record last given to record() (`entry`: pfn and type as
+  // the stream holds them) and still reads the pages this says yes to,
+  // handing each to page() before it is applied; every other page may
+  // bypass the rules. Yes for every data page of a PV guest: the PV rules
+  // read the page tables (LIBXC-PAGE-11) and the start_info page, which is
+  // known only from the vcpu records at the end (LIBXC-VCPU-17); no for
+  // every HVM page.
+  bool needs_page(std::uint64_t entry) const;
+  // One page needs_page() asked for, in entry order: `head` is the record
+  // given to record() (count and entries), `index` the entry, `contents`
+  // its 4096 octets. Returns broken(). A reader that hands the rules whole
+  // bodies (record(), padding()) never calls this.
+  bool page(const RecordView& head, std::uint32_t index, Bytes contents);
   void read_error(const Error& e);
   bool end(const Expected<void>& trailing, std::uint64_t bytes);
   bool end(std::uint64_t bytes);

@@ -119,6 +119,17 @@ class Verifier {
   void begin_walk(const StreamCursor& cur, PayloadKind kind);
   void step(const StreamCursor& cur, const RecordView& rec);
   void check_padding(const RecordView& rec);
+  bool skip_pages(StreamCursor& cur, const RecordView& rec);
+  // Every data page of a PV guest: the page-table rules read the tables,
+  // and any NOTAB page may be the start_info page (LIBXC-VCPU-17).
+  bool needs_page(std::uint64_t entry) const {
+    const unsigned type = static_cast<unsigned>(entry >> xc::kPfnTypeShift);
+    return is_pv_ && xc::page_type_has_data(type);
+  }
+  // A page of the PAGE_DATA record `head` (count and entries only) read
+  // apart from its body (RuleEngine::page), in entry order: judged as
+  // check_pages() judges the pages of a whole body.
+  void check_page(const RecordView& head, std::uint32_t index, Bytes contents);
   void read_error(const Error& e);
   // Checks the page-table pages of the PAGE_DATA record last stepped that
   // `rec` (the same record, more of its body read) now holds whole.
@@ -321,6 +332,7 @@ class Verifier {
   // libxc state.
   std::uint32_t version_ = 3;
   bool is_pv_ = false;
+  std::vector<std::byte> head_copy_;  // skip_pages(): the entries of the record
   bool is_hvm_ = false;
   bool sde_seen_ = false;
   bool order01_reported_ = false;
@@ -389,6 +401,7 @@ class Verifier {
   std::uint64_t pt_record_ = 0;
   std::uint32_t pt_entry_ = 0;  // next entry to look at
   std::uint32_t pt_page_ = 0;   // its page's ordinal among the data pages
+                                // (check_page(): of the entry last judged)
 
   // Per period (plain stream, or one checkpoint).
   std::uint32_t hvm_context_in_period_ = 0;

@@ -28,6 +28,29 @@ void Verifier::check_pages(const RecordView& rec) {
   pt_active_ = false;
 }
 
+void Verifier::check_page(const RecordView& head, std::uint32_t index, Bytes contents) {
+  if (!pt_active_ || head.index != pt_record_ || head.layer != Layer::kLibxc) return;
+  const Fields f = head.fields();
+  const std::uint32_t count = f.u32(0);
+  if (index >= count || !f.fits(8 + 8 * std::size_t{index}, 8)) return;
+  // The page's ordinal among the record's data pages, counted on from the
+  // entry last judged (pages come in entry order).
+  if (index < pt_entry_) {
+    pt_entry_ = 0;
+    pt_page_ = 0;
+  }
+  for (; pt_entry_ < index; ++pt_entry_) {
+    const unsigned t = static_cast<unsigned>(f.u64(8 + 8 * std::size_t{pt_entry_}) >> xc::kPfnTypeShift);
+    if (xc::page_type_has_data(t)) ++pt_page_;
+  }
+  const std::uint64_t e = f.u64(8 + 8 * std::size_t{index});
+  const unsigned type = static_cast<unsigned>(e >> xc::kPfnTypeShift);
+  if (!xc::page_type_has_data(type) || contents.size() != xc::kPageSize) return;
+  const std::size_t page_off = 8 + 8 * std::size_t{count} + xc::kPageSize * std::size_t{pt_page_};
+  note_start_info_page(head, e & xc::kPfnMask, type, contents, page_off);
+  check_table_page(head, index, e, contents, page_off);
+}
+
 void Verifier::check_table_page(const RecordView& rec, std::uint32_t entry, std::uint64_t e, Bytes page,
                                 std::size_t page_off) {
   const unsigned level = static_cast<unsigned>(e >> xc::kPfnTypeShift) & 7;

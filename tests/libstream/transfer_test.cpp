@@ -1,0 +1,347 @@
+// Source::transfer() and skip() on every path: splice from a pipe (into a
+// file at an offset, into a pipe, to /dev/null), copy_file_range from a
+// file, the copy fallbacks (a mapped or memory source, zstd input, a
+// destination the kernel refuses to splice into), short splices, and input
+// that ends mid-run with the exact offset in the error. Also the shared
+// window (WindowSource) without read-ahead, and views across the ring's wrap.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <filesystem>
+#include <random>
+
+#include <xenstream/codecs/zstd/zstd_sink.h>
+#include <xenstream/codecs/zstd/zstd_source.h>
+#include <xenstream/libstream/sink.h>
+#include "test_util.h"
+
+namespace xenstream {
+namespace {
+
+using namespace xenstream::test;
+namespace fs = std::filesystem;
+
+// A scratch file, removed at the end.
+class TempFile {
+ public:
+  explicit TempFile(int extra_flags = 0) {
+    path_ = (fs::temp_directory_path() / ("xs-transfer-" + std::to_string(::getpid()) + "-" +
+                                          std::to_string(counter()++)))
+                .string();
+    fd_ = ::open(path_.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC | extra_flags, 0600);
+    if (fd_ < 0) std::abort();
+  }
+  ~TempFile() {
+    ::close(fd_);
+    ::unlink(path_.c_str());
+  }
+  int fd() const { return fd_; }
+  const std::string& path() const { return path_; }
+  Buffer contents() const {
+    Buffer b(static_cast<std::size_t>(fs::file_size(path_)));
+    if (!b.empty() && ::pread(fd_, b.data(), b.size(), 0) != static_cast<ssize_t>(b.size())) std::abort();
+    return b;
+  }
+
+ private:
+  static int& counter() {
+    static int n = 0;
+    return n;
+  }
+  std::string path_;
+  int fd_ = -1;
+};
+
+Buffer slice(const Buffer& b, std::size_t at, std::size_t n) {
+  return Buffer(b.begin() + static_cast<std::ptrdiff_t>(at), b.begin() + static_cast<std::ptrdiff_t>(at + n));
+}
+
+// What the test reads back from a file where `n` octets of `data` from
+// `from` were written at `at` (holes before `at` read as zeros).
+void expect_file_holds(const TempFile& f, std::size_t at, const Buffer& data, std::size_t from, std::size_t n) {
+  const Buffer got = f.contents();
+  ASSERT_EQ(got.size(), at + n);
+  EXPECT_EQ(hexdump(Bytes(got).first(at)), hexdump(view(Buffer(at))));
+  EXPECT_TRUE(slice(got, at, n) == slice(data, from, n)) << "the moved octets differ";
+}
+
+TEST(Transfer, PipeIntoAFileAtAnOffsetSplices) {
+  const Buffer data = pattern((6u << 20) + 24, 3);
+  PipeFeeder feed(data, {}, false);
+  FdSource src(feed.read_fd(), "<pipe>");
+  src.set_read_ahead(false);
+  ASSERT_TRUE(src.moves_directly());
+  auto head = src.pull(24);  // a header, read into the window
+  ASSERT_TRUE(head);
+  EXPECT_EQ(head->size(), 24u);  // no read-ahead: nothing more was read
+  EXPECT_EQ(hexdump(head->first(24)), hexdump(view(data).first(24)));
+  src.consume(24);
+  TempFile out;
+  ASSERT_TRUE(src.transfer(6u << 20, out.fd(), 8192, "pages"));
+  EXPECT_EQ(src.position(), data.size());
+  EXPECT_EQ(src.bypassed(), 6u << 20);  // not one octet through user space
+  // The fd's own offset was not used.
+  EXPECT_EQ(::lseek(out.fd(), 0, SEEK_CUR), 0);
+  expect_file_holds(out, 8192, data, 24, 6u << 20);
+  auto end = src.at_end();
+  ASSERT_TRUE(end);
+  EXPECT_TRUE(*end);
+}
+
+TEST(Transfer, BufferedOctetsGoFirstThenTheRestIsSpliced) {
+  // With read-ahead (the default), a pull buffers more than it asked for;
+  // transfer() writes that part from the window and splices the rest.
+  const Buffer data = pattern(3u << 20, 5);
+  PipeFeeder feed(data, {}, false);
+  FdSource src(feed.read_fd(), "<pipe>");
+  ASSERT_TRUE(src.pull(100));
+  src.consume(100);
+  TempFile out;
+  ASSERT_TRUE(src.transfer(data.size() - 100, out.fd(), 0));
+  EXPECT_LT(src.bypassed(), data.size() - 100);
+  expect_file_holds(out, 0, data, 100, data.size() - 100);
+}
+
+TEST(Transfer, ShortSplicesAreContinued) {
+  // The feeder writes 4097 octets at a time and waits until the pipe is
+  // empty: every splice returns a short piece.
+  const Buffer data = pattern(300000, 9);
+  PipeFeeder feed(data, {4097}, true);
+  FdSource src(feed.read_fd(), "<pipe>");
+  src.set_read_ahead(false);
+  TempFile out;
+  ASSERT_TRUE(src.transfer(data.size(), out.fd(), 4096));
+  EXPECT_EQ(src.bypassed(), data.size());
+  EXPECT_EQ(src.position(), data.size());
+  expect_file_holds(out, 4096, data, 0, data.size());
+}
+
+TEST(Transfer, PipeClosedMidRunGivesTheExactOffset) {
+  // The writer sends 1 MiB + 123 of a 2 MiB run and closes the pipe.
+  const Buffer data = pattern((1u << 20) + 123 + 16, 1);
+  PipeFeeder feed(data, {65536}, true);
+  FdSource src(feed.read_fd(), "<pipe>");
+  src.set_read_ahead(false);
+  ASSERT_TRUE(src.skip(16));
+  TempFile out;
+  auto r = src.transfer(2u << 20, out.fd(), 0, "the pages of record #3");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::kTruncated);
+  EXPECT_EQ(r.error().offset, data.size());
+  ASSERT_TRUE(r.error().range);
+  EXPECT_EQ(r.error().range->begin, data.size());
+  EXPECT_EQ(r.error().range->end, 16u + (2u << 20));
+  EXPECT_EQ(r.error().message,
+            "unexpected end of data while reading the pages of record #3 [0x10008b, 0x200010)");
+  EXPECT_EQ(src.position(), data.size());
+  // Every octet before the end was moved.
+  expect_file_holds(out, 0, data, 16, data.size() - 16);
+}
+
+TEST(Transfer, PipeClosedMidRunOnTheCopyPathGivesTheSameOffset) {
+  const Buffer data = pattern(70000, 2);
+  PipeFeeder feed(data, {4096}, true);
+  FdSource src(feed.read_fd(), "<pipe>");
+  TempFile out(O_APPEND);  // refuses splice: the copy path
+  auto r = src.transfer(100000, out.fd(), std::nullopt, "a body");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::kTruncated);
+  EXPECT_EQ(r.error().offset, 70000u);
+  EXPECT_EQ(r.error().message, "unexpected end of data while reading a body [0x11170, 0x186a0)");
+  EXPECT_EQ(src.bypassed(), 0u);
+  expect_file_holds(out, 0, data, 0, data.size());
+}
+
+TEST(Transfer, SpliceRefusedWithEinvalFallsBackToCopying) {
+  // splice(2) refuses an O_APPEND destination with EINVAL: the source
+  // copies through its window from then on, and the result is the same.
+  const Buffer data = pattern((2u << 20) + 5, 4);
+  PipeFeeder feed(data, {100000}, false);
+  FdSource src(feed.read_fd(), "<pipe>");
+  src.set_read_ahead(false);
+  ASSERT_TRUE(src.moves_directly());
+  TempFile out(O_APPEND);
+  ASSERT_TRUE(src.transfer(1u << 20, out.fd(), std::nullopt));
+  EXPECT_FALSE(src.moves_directly());
+  EXPECT_EQ(src.bypassed(), 0u);
+  // A later transfer, even to a file that would take splice, copies too.
+  TempFile out2;
+  ASSERT_TRUE(src.transfer((1u << 20) + 5, out2.fd(), 0));
+  EXPECT_EQ(src.bypassed(), 0u);
+  expect_file_holds(out, 0, data, 0, 1u << 20);
+  expect_file_holds(out2, 0, data, 1u << 20, (1u << 20) + 5);
+}
+
+TEST(Transfer, IntoAPipeAndSkipToDevNullSplice) {
+  const Buffer data = pattern(600000, 6);
+  PipeFeeder feed(data, {}, false);
+  FdSource src(feed.read_fd(), "<pipe>");
+  src.set_read_ahead(false);
+  int p[2];
+  ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+  ASSERT_EQ(::fcntl(p[1], F_SETPIPE_SZ, 1 << 20), 1 << 20);
+  ASSERT_TRUE(src.transfer(200000, p[1], std::nullopt));
+  EXPECT_EQ(src.bypassed(), 200000u);
+  Buffer got(200000);
+  std::size_t have = 0;
+  while (have < got.size()) {
+    const ssize_t k = ::read(p[0], got.data() + have, got.size() - have);
+    ASSERT_GT(k, 0);
+    have += static_cast<std::size_t>(k);
+  }
+  ::close(p[0]);
+  ::close(p[1]);
+  EXPECT_TRUE(got == slice(data, 0, 200000));
+  ASSERT_TRUE(src.skip(300000));
+  EXPECT_EQ(src.bypassed(), 500000u);
+  auto tail = src.pull(100000);
+  ASSERT_TRUE(tail);
+  EXPECT_EQ(hexdump(tail->first(100000)), hexdump(view(data).subspan(500000)));
+  src.consume(100000);
+  auto over = src.skip(1, "padding");
+  ASSERT_FALSE(over);
+  EXPECT_EQ(over.error().offset, 600000u);
+}
+
+TEST(Transfer, SkipPastTheEndOfAPipeGivesTheExactOffset) {
+  const Buffer data = pattern(3u << 20, 8);
+  PipeFeeder feed(data, {50000}, false);
+  FdSource src(feed.read_fd(), "<pipe>");
+  src.set_read_ahead(false);
+  auto r = src.skip(4u << 20, "a body");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::kTruncated);
+  EXPECT_EQ(r.error().offset, 3u << 20);
+  EXPECT_EQ(r.error().message, "unexpected end of data while reading a body [0x300000, 0x400000)");
+  EXPECT_EQ(src.bypassed(), 3u << 20);
+}
+
+TEST(Transfer, FromAFileNotAPipeUsesCopyFileRange) {
+  const Buffer data = pattern((2u << 20) + 77, 7);
+  TempFile in;
+  ASSERT_EQ(::write(in.fd(), data.data(), data.size()), static_cast<ssize_t>(data.size()));
+  auto src = FdSource::open(in.path());
+  ASSERT_TRUE(src);
+  (*src)->set_read_ahead(false);
+  ASSERT_TRUE((*src)->moves_directly());
+  ASSERT_TRUE((*src)->pull(77));
+  (*src)->consume(77);
+  TempFile out;
+  ASSERT_TRUE((*src)->transfer(2u << 20, out.fd(), 12288));
+  EXPECT_EQ((*src)->bypassed(), 2u << 20);
+  expect_file_holds(out, 12288, data, 77, 2u << 20);
+  auto r = (*src)->transfer(1, out.fd(), 0, "one more");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::kTruncated);
+  EXPECT_EQ(r.error().offset, data.size());
+}
+
+TEST(Transfer, SkipInAFileSeeks) {
+  const Buffer data = pattern(3u << 20, 14);
+  TempFile in;
+  ASSERT_EQ(::write(in.fd(), data.data(), data.size()), static_cast<ssize_t>(data.size()));
+  auto src = FdSource::open(in.path());
+  ASSERT_TRUE(src);
+  (*src)->set_read_ahead(false);
+  ASSERT_TRUE((*src)->skip(2u << 20));
+  EXPECT_EQ((*src)->bypassed(), 2u << 20);
+  auto got = (*src)->pull(16);
+  ASSERT_TRUE(got);
+  EXPECT_EQ(hexdump(got->first(16)), hexdump(view(data).subspan(2u << 20, 16)));
+  (*src)->consume(16);
+  auto r = (*src)->skip(1u << 20, "the rest");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().offset, data.size());
+  EXPECT_EQ(r.error().message, "unexpected end of data while reading the rest [0x300000, 0x300010)");
+}
+
+TEST(Transfer, MappedAndMemorySourcesWriteFromTheirView) {
+  const Buffer data = pattern(1u << 20, 11);
+  TempFile in;
+  ASSERT_EQ(::write(in.fd(), data.data(), data.size()), static_cast<ssize_t>(data.size()));
+  auto mapped = MappedFile::open(in.path());
+  ASSERT_TRUE(mapped);
+  EXPECT_FALSE((*mapped)->moves_directly());
+  ASSERT_TRUE((*mapped)->skip(4096));
+  TempFile out;
+  ASSERT_TRUE((*mapped)->transfer(data.size() - 4096, out.fd(), 0));
+  EXPECT_EQ((*mapped)->bypassed(), 0u);
+  expect_file_holds(out, 0, data, 4096, data.size() - 4096);
+
+  MemorySource mem(view(data));
+  TempFile out2;
+  auto r = mem.transfer(data.size() + 10, out2.fd(), 4096, "all of it");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().offset, data.size());
+  EXPECT_EQ(r.error().message, "unexpected end of data while reading all of it [0x100000, 0x10000a)");
+  expect_file_holds(out2, 4096, data, 0, data.size());
+}
+
+TEST(Transfer, ZstdInputCopiesThroughItsWindow) {
+  const Buffer data = pattern((3u << 20) + 999, 12);
+  BufferSink packed;
+  {
+    codecs::ZstdSink z(packed);
+    ASSERT_TRUE(z.write(view(data)));
+    ASSERT_TRUE(z.flush());
+  }
+  PipeFeeder feed(packed.data(), {7777}, false);
+  codecs::ZstdSource src(std::make_unique<FdSource>(feed.read_fd(), "<pipe>"));
+  EXPECT_FALSE(src.moves_directly());
+  src.set_read_ahead(false);
+  ASSERT_TRUE(src.skip(999));
+  TempFile out;
+  ASSERT_TRUE(src.transfer(3u << 20, out.fd(), 4096));
+  EXPECT_EQ(src.bypassed(), 0u);
+  expect_file_holds(out, 4096, data, 999, 3u << 20);
+  auto r = src.transfer(1, out.fd(), 0, "past the end");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::kTruncated);
+  EXPECT_EQ(r.error().offset, data.size());
+}
+
+TEST(Transfer, WriteErrorNamesTheStreamOffset) {
+  const Buffer data = pattern(10000, 1);
+  MemorySource mem(view(data));
+  ASSERT_TRUE(mem.skip(100));
+  const int ro = ::open("/dev/null", O_RDONLY | O_CLOEXEC);  // cannot be written
+  ASSERT_GE(ro, 0);
+  auto r = mem.transfer(5000, ro, std::nullopt);
+  ::close(ro);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::kIo);
+  EXPECT_EQ(r.error().offset, 100u);
+}
+
+TEST(WindowSource, ViewsAcrossTheRingsWrapWithoutReadAhead) {
+  // Pulls of odd sizes through a 1 MiB window: the views cross the end of
+  // the ring again and again and must read as the input does.
+  const Buffer data = pattern(5u << 20, 13);
+  for (bool ahead : {false, true}) {
+    PipeFeeder feed(data, {65537}, false);
+    FdSource src(feed.read_fd(), "<pipe>", 1u << 20);
+    src.set_read_ahead(ahead);
+    std::mt19937 rng(42);
+    std::size_t at = 0;
+    while (at < data.size()) {
+      const std::size_t n = std::min<std::size_t>(data.size() - at, 1 + rng() % 300000);
+      auto got = src.pull(n);
+      ASSERT_TRUE(got) << got.error().describe();
+      ASSERT_EQ(hexdump(got->first(n)), hexdump(view(data).subspan(at, n))) << "at " << at;
+      if (!ahead) {
+        EXPECT_EQ(got->size(), n);
+      }
+      src.consume(n);
+      at += n;
+    }
+    EXPECT_EQ(src.peak_window(), 1u << 20);
+    auto end = src.at_end();
+    ASSERT_TRUE(end);
+    EXPECT_TRUE(*end);
+  }
+}
+
+}  // namespace
+}  // namespace xenstream
