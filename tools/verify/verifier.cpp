@@ -236,9 +236,7 @@ class Verifier {
   // A page-table page of a PAGE_DATA record read apart from its body
   // (RuleEngine::page). No rule reads page contents yet; the PV page-table
   // rules judge such a page here.
-  void check_page(const RecordView& head, std::uint32_t index, Bytes contents) {
-    (void)head, (void)index, (void)contents;
-  }
+  void check_page(const RecordView&, std::uint32_t, Bytes) {}
   void read_error(const Error& e);
   void end_walk(const Expected<void>& fin, std::uint64_t bytes);
   void end_walk_unread(std::uint64_t bytes);
