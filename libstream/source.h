@@ -89,7 +89,7 @@ class Source {
   // The reader will move bulk data with transfer() and skip(): with `off`,
   // the source reads no further ahead than pull() asks, so that what follows
   // can bypass user space. A window source reads big chunks otherwise.
-  virtual void set_read_ahead(bool on) { (void)on; }
+  virtual void set_read_ahead(bool) {}
 
   // Octets transfer() and skip() moved without passing through user space.
   std::uint64_t bypassed() const { return bypassed_; }
@@ -117,9 +117,7 @@ class Source {
   //   nullopt:     no direct path; the caller copies through fill()
   //   0:           end of input
   //   k > 0:       k octets moved
-  virtual Expected<std::optional<std::uint64_t>> move_direct(std::uint64_t n, int fd,
-                                                             std::uint64_t* fd_offset) {
-    (void)n, (void)fd, (void)fd_offset;
+  virtual Expected<std::optional<std::uint64_t>> move_direct(std::uint64_t, int, std::uint64_t*) {
     return std::optional<std::uint64_t>{};
   }
 
