@@ -126,9 +126,10 @@ TEST_F(PipeRestoreTest, CutInsideThePagesStopsAtTheExactOffset) {
   }
 }
 
-TEST_F(PipeRestoreTest, PvPageTablesStillPassThroughTheRules) {
-  // The page-table pages (L1-L4, pinned or not) of a PV guest are read into
-  // user space for the rules; the rest bypass it.
+TEST_F(PipeRestoreTest, PvPagesStillPassThroughTheRules) {
+  // Every data page of a PV guest is read into user space for the rules:
+  // the page tables (L1-L4, pinned or not) for LIBXC-PAGE-11, and any NOTAB
+  // page may be the start_info page LIBXC-VCPU-17 reads. None bypasses it.
   StreamSpec s;
   s.hvm = false;
   PartSpec p;
@@ -154,7 +155,8 @@ TEST_F(PipeRestoreTest, PvPageTablesStillPassThroughTheRules) {
   EXPECT_EQ(r.pages, data);
   EXPECT_EQ(compare_dir(dir("out"), b.final_model, false), "");
   EXPECT_EQ(read_file(dir("out") + "/memory.raw"), read_file(dir("mem") + "/memory.raw"));
-  EXPECT_EQ(bypassed, (data - tables) * xc::kPageSize);
+  EXPECT_GT(tables, 0u);
+  EXPECT_EQ(bypassed, 0u);
   EXPECT_EQ(r.warnings, mem.warnings);
 }
 
