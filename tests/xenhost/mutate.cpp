@@ -242,8 +242,11 @@ struct Sent {
     uint64_t pfn;
     size_t data;
 };
-// The first page whose type (the entry's top nibble) satisfies WANT.
-Sent first_sent(Image& img, const std::function<bool(unsigned)>& want) {
+// Calls F(sent, type) for every PAGE_DATA entry, in stream order, until F
+// returns true. `data` is meaningful for the types that carry data (all but
+// BROKEN, XALLOC and XTAB).
+template <typename F>
+void each_sent(Image& img, F f) {
     for (size_t i = 0; i < img.libxc.size(); ++i) {
         const Rec& r = img.libxc[i];
         if (r.type != kPageData) continue;
@@ -252,27 +255,28 @@ Sent first_sent(Image& img, const std::function<bool(unsigned)>& want) {
         for (size_t e = 0; e < count; ++e) {
             const uint64_t entry = le64(r.body.data() + 8 + 8 * e);
             const unsigned type = unsigned(entry >> 60);
-            if (want(type)) return {i, e, entry & ((uint64_t(1) << 52) - 1), data};
-            if (type < 0xd) data += 4096;  // BROKEN, XALLOC and XTAB carry none
+            if (f(Sent{i, e, entry & ((uint64_t(1) << 52) - 1), data}, type)) return;
+            if (type < 0xd) data += 4096;
         }
     }
-    throw Bad{"no page of the wanted type"};
+}
+// The first page whose type (the entry's top nibble) satisfies WANT.
+Sent first_sent(Image& img, const std::function<bool(unsigned)>& want) {
+    std::optional<Sent> found;
+    each_sent(img, [&](const Sent& s, unsigned type) {
+        if (want(type)) found = s;
+        return found.has_value();
+    });
+    if (!found) throw Bad{"no page of the wanted type"};
+    return *found;
 }
 // The last copy of PFN's page (the one a restore keeps).
 Sent last_copy(Image& img, uint64_t pfn) {
     std::optional<Sent> found;
-    for (size_t i = 0; i < img.libxc.size(); ++i) {
-        const Rec& r = img.libxc[i];
-        if (r.type != kPageData) continue;
-        const uint32_t count = le32(r.body.data());
-        size_t data = 8 + 8 * size_t(count);
-        for (size_t e = 0; e < count; ++e) {
-            const uint64_t entry = le64(r.body.data() + 8 + 8 * e);
-            if ((entry >> 60) >= 0xd) continue;  // BROKEN, XALLOC and XTAB carry no data
-            if ((entry & ((uint64_t(1) << 52) - 1)) == pfn) found = Sent{i, e, pfn, data};
-            data += 4096;
-        }
-    }
+    each_sent(img, [&](const Sent& s, unsigned type) {
+        if (type < 0xd && s.pfn == pfn) found = s;
+        return false;
+    });
     if (!found) throw Bad{"pfn " + std::to_string(pfn) + " is never sent"};
     return *found;
 }
