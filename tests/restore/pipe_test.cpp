@@ -140,10 +140,13 @@ TEST_F(PipeRestoreTest, PvPagesStillPassThroughTheRules) {
     if (pfn % 50 == 8) type = 0x9 + static_cast<unsigned>(pfn % 4);  // pinned
     if (type != 0) ++tables;
     ++data;
-    p.pages.push_back({pfn, static_cast<std::uint32_t>(pfn + 3), type});
+    // Tables are empty (seed 0): no entry refers beyond the p2m.
+    p.pages.push_back({pfn, type != 0 ? 0u : static_cast<std::uint32_t>(pfn + 3), type});
   }
   p.batch = 128;
+  // start_info pfn 0 (NOTAB), cr3 pfn 7 (an L4 table), no GDT frames.
   p.vcpu_basic[0] = std::vector<std::byte>(xc::kVcpuBasicSize64, std::byte{0});
+  p.vcpu_basic[0][5008 + 1] = std::byte{0x70};  // ctrlreg[3] = 7 << 12
   p.shared_info = std::vector<std::byte>(4096, std::byte{9});
   s.parts.push_back(p);
   const BuiltStream b = build_stream(s);
