@@ -248,6 +248,7 @@ colo)
     ;;
 remus)
     expect "$G.remus_source_restore_rc" 0
+    expect "$G.remus_committed_before_failure" '[1-9]*'
     expect "$G.remus_state_before_destroy" r b runnable
     expect "$G.remus_xl_rc" 137
     expect "$G.remus_destroy_rc" 0

@@ -246,6 +246,15 @@ for t in pvh hvm; do
         >"$WORK/remus-$t.log" 2>&1 &
     remus_pid=$!
     sleep 20       # checkpoints flow (tens of them)
+    # The first checkpoint carries the whole memory; under TCG on a loaded
+    # host it can take longer than that (seen in a full CI run: the PVH
+    # primary was killed before the receiver had committed anything, so
+    # there was nothing to fail over to). Wait for a commit in DIR first.
+    w=0
+    until grep -qs '"committed": [1-9]' "$WORK/$t-remus-dir/manifest.json" || [ $w -ge 300 ]; do
+        sleep 2; w=$((w + 2))
+    done
+    result "$t.remus_committed_before_failure" "$(grep -o '"committed": [0-9]*' "$WORK/$t-remus-dir/manifest.json" 2>/dev/null | grep -o '[0-9]*$')"
     # The primary is suspended ("s") for a moment at every checkpoint: look
     # a few times for it running between two.
     s=$(state "xs-$t"); w=0
