@@ -88,6 +88,46 @@ Expected<void> RecordWriter::append_page_data(std::span<const std::uint64_t> ent
   return append(static_cast<std::uint32_t>(xc::RecordType::kPageData), std::span<const Bytes>(parts_));
 }
 
+Expected<void> RecordWriter::begin_page_data(std::span<const std::uint64_t> entries, std::uint64_t data_pages) {
+  std::uint64_t data = 0;
+  for (std::uint64_t e : entries) data += xc::page_type_has_data(static_cast<unsigned>(e >> 60));
+  if (data != data_pages) {
+    return make_error(ErrorCode::kUsage, sink_.position(),
+                      "PAGE_DATA: " + std::to_string(data) + " entries carry data but " +
+                          std::to_string(data_pages) + " pages were given");
+  }
+  const std::uint64_t length = 8 + 8 * std::uint64_t{entries.size()} + xc::kPageSize * data_pages;
+  if (length > max_record_length) {
+    return make_error(ErrorCode::kLimit, sink_.position(),
+                      "record body of " + hex(length) + " bytes exceeds the cap of " +
+                          hex(max_record_length));
+  }
+  // A body of entries and whole pages needs no padding.
+  scratch_.assign(16 + 8 * entries.size(), std::byte{0});
+  put_u32(scratch_.data(), static_cast<std::uint32_t>(xc::RecordType::kPageData), order_);
+  put_u32(scratch_.data() + 4, static_cast<std::uint32_t>(length), order_);
+  put_u32(scratch_.data() + 8, static_cast<std::uint32_t>(entries.size()), order_);
+  for (std::size_t i = 0; i < entries.size(); ++i) put_u64(scratch_.data() + 16 + 8 * i, entries[i], order_);
+  return sink_.write(as_bytes(scratch_));
+}
+
+Expected<void> RecordWriter::append_file_pages(std::span<const std::uint64_t> entries,
+                                               std::span<const FilePages> pages) {
+  std::uint64_t given = 0;
+  for (const FilePages& p : pages) given += p.count;
+  XS_TRY(begin_page_data(entries, given));
+  static const std::vector<std::byte> zero_page(xc::kPageSize);
+  for (const FilePages& p : pages) {
+    if (p.fd >= 0) {
+      XS_TRY(sink_.write_file_range(p.fd, p.offset, xc::kPageSize * std::uint64_t{p.count}));
+      continue;
+    }
+    parts_.assign(p.count, as_bytes(zero_page));
+    XS_TRY(sink_.write(std::span<const Bytes>(parts_)));
+  }
+  return {};
+}
+
 Expected<void> RecordWriter::append_x86_pv_info(std::uint8_t guest_width, std::uint8_t pt_levels) {
   std::array<std::byte, 8> b{};
   b[0] = std::byte{guest_width};

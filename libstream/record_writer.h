@@ -56,6 +56,23 @@ class RecordWriter {
   //   kUsage: the number of pages does not match the entries' types
   Expected<void> append_page_data(std::span<const std::uint64_t> entries,
                                   std::span<const Bytes> pages);
+  // PAGE_DATA whose pages the caller writes to sink() itself, right after
+  // this call (Sink::write_from, write_file_range): writes the record
+  // header and the entries for a body with `data_pages` pages.
+  //   kUsage: data_pages does not match the entries' types
+  Expected<void> begin_page_data(std::span<const std::uint64_t> entries, std::uint64_t data_pages);
+  Sink& sink() { return sink_; }
+  // PAGE_DATA whose pages are read from a file, in stretches: `count`
+  // consecutive pages of the file `fd` from `offset`, or `count` zero pages
+  // where fd < 0. The pages go through Sink::write_file_range(), so a pipe
+  // or file sink takes them inside the kernel.
+  struct FilePages {
+    int fd = -1;
+    std::uint64_t offset = 0;
+    std::uint32_t count = 0;
+  };
+  Expected<void> append_file_pages(std::span<const std::uint64_t> entries,
+                                   std::span<const FilePages> pages);
   Expected<void> append_x86_pv_info(std::uint8_t guest_width, std::uint8_t pt_levels);
   Expected<void> append_p2m_frames(std::uint32_t start_pfn, std::uint32_t end_pfn,
                                    std::span<const std::uint64_t> frames);

@@ -21,6 +21,57 @@ Expected<void> Sink::write(std::span<const Bytes> parts) {
   return {};
 }
 
+Expected<void> Sink::write_file_range(int fd, std::uint64_t offset, std::uint64_t len) {
+  if (len == 0) return {};
+  XS_TRY(do_write_file_range(fd, offset, len));
+  position_ += len;
+  return {};
+}
+
+Expected<void> Sink::write_from(Source& in, std::uint64_t n, std::string_view what) {
+  if (n == 0) return {};
+  XS_TRY(do_write_from(in, n, what));
+  position_ += n;
+  return {};
+}
+
+namespace {
+// Largest piece the buffered defaults hold at once.
+constexpr std::size_t kBufferedChunk = 1u << 20;
+}  // namespace
+
+Expected<void> Sink::do_write_file_range(int fd, std::uint64_t offset, std::uint64_t len) {
+  std::vector<std::byte> buf(static_cast<std::size_t>(std::min<std::uint64_t>(len, kBufferedChunk)));
+  while (len > 0) {
+    const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(len, buf.size()));
+    const ssize_t got = ::pread(fd, buf.data(), want, static_cast<off_t>(offset));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      Error e = got < 0 ? io_error("reading the file to write at " + hex(offset) + " failed", errno)
+                        : make_error(ErrorCode::kIo, 0, "the file to write ends at " + hex(offset));
+      e.offset = position_;
+      return e;
+    }
+    const Bytes part(buf.data(), static_cast<std::size_t>(got));
+    XS_TRY(do_write(std::span<const Bytes>(&part, 1), part.size()));
+    offset += static_cast<std::uint64_t>(got);
+    len -= static_cast<std::uint64_t>(got);
+  }
+  return {};
+}
+
+Expected<void> Sink::do_write_from(Source& in, std::uint64_t n, std::string_view what) {
+  while (n > 0) {
+    auto got = in.pull(static_cast<std::size_t>(std::min<std::uint64_t>(n, kBufferedChunk)), what);
+    if (!got) return std::move(got).error();
+    const Bytes part = got->first(static_cast<std::size_t>(std::min<std::uint64_t>(n, got->size())));
+    XS_TRY(do_write(std::span<const Bytes>(&part, 1), part.size()));
+    in.consume(part.size());
+    n -= part.size();
+  }
+  return {};
+}
+
 Expected<void> BufferSink::do_write(std::span<const Bytes> parts, std::size_t total) {
   data_.reserve(data_.size() + total);
   for (const Bytes& p : parts) data_.insert(data_.end(), p.begin(), p.end());
@@ -65,6 +116,49 @@ Expected<void> FdSink::do_write(std::span<const Bytes> parts, std::size_t) {
     return e;
   }
   return {};
+}
+
+Expected<void> FdSink::do_write_file_range(int fd, std::uint64_t offset, std::uint64_t len) {
+  if (kind_ == Kind::kUnknown) {
+    struct stat st {};
+    kind_ = ::fstat(fd_, &st) != 0 ? Kind::kOther
+            : S_ISFIFO(st.st_mode) ? Kind::kPipe
+            : S_ISREG(st.st_mode)  ? Kind::kFile
+                                   : Kind::kOther;
+  }
+  // One call moves at most this much, so that a short move is continued.
+  constexpr std::uint64_t kMaxMove = 1u << 30;
+  std::uint64_t done = 0;
+  while (done < len && (kind_ == Kind::kPipe || kind_ == Kind::kFile)) {
+    auto from = static_cast<loff_t>(offset + done);
+    const auto step = static_cast<std::size_t>(std::min(len - done, kMaxMove));
+    const ssize_t k = kind_ == Kind::kPipe ? ::splice(fd, &from, fd_, nullptr, step, SPLICE_F_MOVE)
+                                           : ::copy_file_range(fd, &from, fd_, nullptr, step, 0);
+    if (k > 0) {
+      done += static_cast<std::uint64_t>(k);
+      continue;
+    }
+    if (k == 0) {
+      Error e = make_error(ErrorCode::kIo, 0, "the file to write ends at " + hex(offset + done));
+      e.offset = position() + done;
+      return e;
+    }
+    if (errno == EINTR) continue;
+    if (errno == EINVAL || errno == EXDEV || errno == ENOSYS || errno == EOPNOTSUPP ||
+        (errno == EBADF && kind_ == Kind::kFile)) {
+      kind_ = Kind::kOther;  // this kernel, file system or open mode refuses: buffer from now on
+      break;
+    }
+    Error e = io_error("write to " + name_ + " failed", errno);
+    e.offset = position() + done;
+    return e;
+  }
+  if (done == len) return {};
+  return Sink::do_write_file_range(fd, offset + done, len - done);
+}
+
+Expected<void> FdSink::do_write_from(Source& in, std::uint64_t n, std::string_view what) {
+  return in.transfer(n, fd_, std::nullopt, what);
 }
 
 AtomicFile::AtomicFile(int fd, std::string path, std::string temp)

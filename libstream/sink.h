@@ -36,6 +36,20 @@ class Sink {
   }
   Expected<void> write(Bytes part) { return write(std::span<const Bytes>(&part, 1)); }
 
+  // Writes `len` octets of the regular file `fd` from `offset` (the fd's
+  // own offset untouched), as write() of them would. An FdSink moves them
+  // inside the kernel (splice(2) into a pipe, copy_file_range(2) into a
+  // file) while the kernel allows, then for good through a buffer; any
+  // other sink reads them through a buffer.
+  //   kIo: reading fd or writing failed, or fd ends before offset + len
+  Expected<void> write_file_range(int fd, std::uint64_t offset, std::uint64_t len);
+
+  // Writes the next `n` octets of `in`: into an FdSink with
+  // Source::transfer() (splice from a pipe, copy_file_range from a file),
+  // into any other sink pulled through the source's window. Errors are
+  // those of Source::transfer(), offsets in the input.
+  Expected<void> write_from(Source& in, std::uint64_t n, std::string_view what = "data");
+
   // Pushes buffered bytes to the underlying object (for layered sinks).
   virtual Expected<void> flush() { return {}; }
 
@@ -44,6 +58,9 @@ class Sink {
 
  protected:
   virtual Expected<void> do_write(std::span<const Bytes> parts, std::size_t total) = 0;
+  // Defaults: through a buffer, with do_write().
+  virtual Expected<void> do_write_file_range(int fd, std::uint64_t offset, std::uint64_t len);
+  virtual Expected<void> do_write_from(Source& in, std::uint64_t n, std::string_view what);
 
  private:
   std::uint64_t position_ = 0;
@@ -73,10 +90,15 @@ class FdSink : public Sink {
 
  protected:
   Expected<void> do_write(std::span<const Bytes> parts, std::size_t total) override;
+  Expected<void> do_write_file_range(int fd, std::uint64_t offset, std::uint64_t len) override;
+  Expected<void> do_write_from(Source& in, std::uint64_t n, std::string_view what) override;
 
  private:
   int fd_;
   std::string name_;
+  // What fd_ is, looked up on the first write_file_range(); cleared for
+  // good when the kernel refuses to move octets into it directly.
+  enum class Kind : std::uint8_t { kUnknown, kPipe, kFile, kOther } kind_ = Kind::kUnknown;
 };
 
 // Output file that appears under its name only when complete.

@@ -402,21 +402,33 @@ Expected<void> Converter::write_batch(const LegacyEvent& ev) {
   }
   if (mapped_input_) prefault(ev.data);
   // Pages follow the entries in entry order, one per data-carrying entry
-  // (dropped padding entries carry none).
+  // (dropped padding entries carry none). Deferred pages are still in the
+  // input, and go from there to the output.
   pages_.clear();
   std::size_t p = 0;
   for (std::uint32_t i = 0; i < ev.count; ++i) {
     const std::uint64_t x = ev.entry(i);
     if (((static_cast<std::uint32_t>(x) & lg::kEntryTypeMask) >> 28) >= lg::kFirstDatalessType) continue;
-    pages_.push_back(ev.data.subspan(p * lg::kPageSize, lg::kPageSize));
+    if (ev.deferred == 0) pages_.push_back(ev.data.subspan(p * lg::kPageSize, lg::kPageSize));
     if (opt_.reread != nullptr) {
       offsets_.set(static_cast<std::uint32_t>(x) & lg::kEntryPfnMask, data_start + p * lg::kPageSize);
     }
     ++p;
   }
-  XS_TRY(out_check(w_->append_page_data(entries_, pages_)));
+  if (ev.deferred > 0) {
+    XS_TRY(out_check(w_->begin_page_data(entries_, p)));
+    if (auto moved = reader_->move_pages(w_->sink()); !moved) {
+      // The input ending early is the input's fault (a broken checkpoint);
+      // a failed splice or write is taken as the output's, which stops the
+      // conversion whatever checkpoint it is in.
+      if (moved.error().code != ErrorCode::kTruncated) output_failed_ = true;
+      return moved;
+    }
+  } else {
+    XS_TRY(out_check(w_->append_page_data(entries_, pages_)));
+  }
   ++result_.page_records;
-  result_.pages += pages_.size();
+  result_.pages += p;
   return {};
 }
 
@@ -851,6 +863,11 @@ Expected<ConvertResult> Converter::run() {
   XS_TRY(choose_layout());
   LegacyReaderOptions ropt = opt_.reader;
   ropt.qemu_optional = !carry_qemu();
+  // From a pipe (or a file read through a descriptor), uncompressed pages
+  // go from the input to the output inside the kernel; the converter never
+  // looks at them.
+  ropt.defer_pages = in_.moves_directly();
+  if (ropt.defer_pages) in_.set_read_ahead(false);
   reader_.emplace(in_, layout_, ropt);
   result_.layout = layout_;
 

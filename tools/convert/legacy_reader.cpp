@@ -75,9 +75,40 @@ Expected<LegacyEvent> LegacyReader::next() {
     src_.consume(pending_);
     pending_ = 0;
   }
+  if (deferred_ > 0) {
+    const std::uint64_t n = std::exchange(deferred_, 0);
+    if (auto r = src_.skip(n, "page batch data"); !r) {
+      Error e = std::move(r).error();
+      if (e.code == ErrorCode::kTruncated) e = deferred_truncation();
+      failed_ = e;
+      return e;
+    }
+  }
   auto ev = step();
   if (!ev) failed_ = ev.error();
   return ev;
+}
+
+Expected<void> LegacyReader::move_pages(Sink& out) {
+  if (failed_) return *failed_;
+  if (pending_ > 0) {
+    src_.consume(pending_);
+    pending_ = 0;
+  }
+  const std::uint64_t n = std::exchange(deferred_, 0);
+  if (auto r = out.write_from(src_, n, "page batch data"); !r) {
+    Error e = std::move(r).error();
+    if (e.code == ErrorCode::kTruncated) e = deferred_truncation();
+    failed_ = e;
+    return e;
+  }
+  return {};
+}
+
+// The error hold() gives for a batch (entries and `n` octets of pages)
+// that the input ends inside.
+Error LegacyReader::deferred_truncation() const {
+  return truncated_error(deferred_from_, deferred_end_, "page batch data");
 }
 
 LegacyEvent LegacyReader::event(LegacyEventKind kind, std::uint64_t at) const {
@@ -460,7 +491,10 @@ Expected<LegacyEvent> LegacyReader::read_batch(std::int32_t n, std::uint64_t at)
     }
   }
   if (!compressed_) total += std::size_t{data_pages} * lg::kPageSize;
-  auto held = hold(total, compressed_ ? "page batch entries" : "page batch data");
+  const bool defer = !compressed_ && options_.defer_pages && data_pages > 0;
+  const std::uint64_t from = src_.position();
+  auto held = defer ? hold(entry_bytes, "page batch entries")
+                    : hold(total, compressed_ ? "page batch entries" : "page batch data");
   if (!held) return std::move(held).error();
   LegacyEvent ev = event(LegacyEventKind::kPageBatch, at);
   ev.chunk = n;
@@ -468,6 +502,12 @@ Expected<LegacyEvent> LegacyReader::read_batch(std::int32_t n, std::uint64_t at)
   ev.value = data_pages;
   ev.entries = Fields(held->first(entry_bytes), ByteOrder::kLittle, at + 4);
   ev.data = held->subspan(entry_bytes);
+  if (defer) {
+    deferred_ = total - entry_bytes;
+    deferred_from_ = from;
+    deferred_end_ = from + total;
+    ev.deferred = deferred_;
+  }
   return ev;
 }
 

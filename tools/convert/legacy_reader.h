@@ -32,6 +32,7 @@
 #include <xenstream/libstream/error.h>
 #include <xenstream/libstream/fields.h>
 #include <xenstream/libstream/headers.h>
+#include <xenstream/libstream/sink.h>
 #include <xenstream/libstream/source.h>
 
 namespace xenstream::convert {
@@ -55,6 +56,13 @@ struct LegacyReaderOptions {
   // HVM: end of input where the qemu signature would start ends the stream
   // instead of being a truncation.
   bool qemu_optional = false;
+  // The pages of an uncompressed page batch stay in the source instead of
+  // being pulled into its window: the event's `data` is empty and its
+  // `deferred` says how many octets wait; move_pages() writes them to a
+  // sink (from a pipe with splice(2), never through user space), or the
+  // next call to next() skips them. For a reader that hands pages on
+  // unread (the converter) from a source that moves_directly().
+  bool defer_pages = false;
   // More input follows the stream on the same source (xl's migration
   // protocol): after a LAST_CHECKPOINT stream the reader ends without
   // probing for the end of input, which would wait for the peer.
@@ -123,6 +131,7 @@ struct LegacyEvent {
   unsigned width = 8;  // octets per entry in `entries`
   Fields entries;
   Bytes data;
+  std::uint64_t deferred = 0;  // kPageBatch with defer_pages: page octets left in the input
   std::array<char, 4> block{};
   TscChunk tsc;
   QemuKind qemu = QemuKind::kLibxl;
@@ -149,6 +158,11 @@ class LegacyReader {
   //   kIo:         the source failed
   Expected<LegacyEvent> next();
 
+  // After a kPageBatch event with `deferred` octets: writes them to `out`
+  // (Sink::write_from). The event's views are void from here. A truncated
+  // input gives the same error as a batch read whole would have.
+  Expected<void> move_pages(Sink& out);
+
   const LegacyLayout& layout() const { return layout_; }
   std::uint64_t p2m_size() const { return p2m_size_; }
   // PV, once the `vcpu` block was read: 4 or 8, and 3 or 4; else 0.
@@ -169,7 +183,7 @@ class LegacyReader {
   // LAST_CHECKPOINT appeared in the current checkpoint's body.
   bool last_checkpoint_seen() const { return last_checkpoint_; }
   // Absolute offset of the first unread octet (after the last event's views).
-  std::uint64_t position() const { return src_.position() + pending_; }
+  std::uint64_t position() const { return src_.position() + pending_ + deferred_; }
   Source& source() { return src_; }
 
  private:
@@ -210,12 +224,18 @@ class LegacyReader {
   Expected<Bytes> hold(std::size_t n, std::string_view what);
   LegacyEvent event(LegacyEventKind kind, std::uint64_t at) const;
   Error fail(Error e);
+  Error deferred_truncation() const;
 
   Source& src_;
   LegacyLayout layout_;
   LegacyReaderOptions options_;
   State state_ = State::kP2mSize;
   std::size_t pending_ = 0;
+  // Octets of page data after the pending ones left for move_pages(), and
+  // where their batch's entries start (for the truncation error).
+  std::uint64_t deferred_ = 0;
+  std::uint64_t deferred_from_ = 0;
+  std::uint64_t deferred_end_ = 0;
   std::optional<Error> failed_;
 
   std::uint64_t p2m_size_ = 0;

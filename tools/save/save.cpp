@@ -71,7 +71,11 @@ struct Domain {
   Domain& operator=(const Domain&) = delete;
   ~Domain() {
     if (mem != nullptr && mem_size > 0) munmap(const_cast<std::byte*>(mem), mem_size);
+    if (mem_fd >= 0) ::close(mem_fd);
   }
+  // memory.raw, open: the pages written go from it to the sink with
+  // Sink::write_file_range(); the mapping serves the comparisons.
+  int mem_fd = -1;
 
   std::string path(const std::string& name) const { return dir + "/" + name; }
 
@@ -86,6 +90,13 @@ struct Domain {
     released = upto;
   }
   std::uint64_t released = 0;
+
+  // Where the page of `pfn` comes from: memory.raw, or zeros past its end.
+  RecordWriter::FilePages source(std::uint64_t pfn) const {
+    const std::uint64_t off = pfn * kPage;
+    if (off + kPage > mem_size) return {-1, 0, 1};
+    return {mem_fd, off, 1};
+  }
 
   Bytes page(std::uint64_t pfn) const {
     const std::uint64_t off = pfn * kPage;
@@ -158,21 +169,15 @@ Expected<std::unique_ptr<Domain>> open_domain(const std::string& dir) {
   }
   const int fd = ::open(d->path("memory.raw").c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return usage(dir + "/memory.raw: " + std::strerror(errno));
-  if (::fstat(fd, &st) != 0) {
-    ::close(fd);
-    return usage(dir + "/memory.raw: stat failed");
-  }
+  d->mem_fd = fd;
+  if (::fstat(fd, &st) != 0) return usage(dir + "/memory.raw: stat failed");
   d->mem_size = static_cast<std::uint64_t>(st.st_size);
   if (d->mem_size > 0) {
     void* p = ::mmap(nullptr, d->mem_size, PROT_READ, MAP_SHARED, fd, 0);
-    if (p == MAP_FAILED) {
-      ::close(fd);
-      return usage(dir + "/memory.raw: mmap failed");
-    }
+    if (p == MAP_FAILED) return usage(dir + "/memory.raw: mmap failed");
     ::madvise(p, d->mem_size, MADV_SEQUENTIAL);
     d->mem = static_cast<const std::byte*>(p);
   }
-  ::close(fd);
   return d;
 }
 
@@ -337,12 +342,12 @@ class Saver {
   // changed since `prev`.
   Expected<void> write_pages(Domain& d, Domain* prev) {
     std::vector<std::uint64_t> entries;
-    std::vector<Bytes> pages;
+    // The pages, as stretches of memory.raw (or of zeros) in entry order.
+    std::vector<RecordWriter::FilePages> pages;
     entries.reserve(o_.batch);
-    pages.reserve(o_.batch);
     auto flush = [&]() -> Expected<void> {
       if (entries.empty()) return {};
-      XS_TRY(w_.append_page_data(entries, pages));
+      XS_TRY(w_.append_file_pages(entries, pages));
       ++sum_.records;
       if (o_.progress) o_.progress(sum_.pages, sink_.position());
       // The sink has taken the pages (written or compressed them).
@@ -365,7 +370,13 @@ class Saver {
         }
         entries.push_back((static_cast<std::uint64_t>(type) << xc::kPfnTypeShift) | pfn);
         if (data) {
-          pages.push_back(d.page(pfn));
+          const RecordWriter::FilePages p = d.source(pfn);
+          if (!pages.empty() && pages.back().fd == p.fd &&
+              (p.fd < 0 || pages.back().offset + kPage * pages.back().count == p.offset)) {
+            ++pages.back().count;
+          } else {
+            pages.push_back(p);
+          }
           ++sum_.pages;
         }
         if (entries.size() >= o_.batch) XS_TRY(flush());
