@@ -5,9 +5,12 @@
 #include <gtest/gtest.h>
 #include <rapidcheck/gtest.h>
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <filesystem>
 #include <thread>
 
@@ -664,6 +667,76 @@ TEST(Cli, ExitCodes) {
   const RunResult r = cli.run({cli.in, cli.out});
   EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.err.find("give -w 32|64 and -g pv|hvm"), std::string::npos) << r.err;
+}
+
+// From a pipe the pages of uncompressed batches go from the input to the
+// output inside the kernel (LegacyReaderOptions::defer_pages): the output
+// is the one a memory source gives, the pages never pass through the
+// converter, and input cut anywhere gives the same error as from memory.
+Converted convert_from_pipe(const Buffer& in, ConvertOptions options, std::uint64_t* bypassed) {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) std::abort();
+  std::thread feeder([&] {
+    std::size_t done = 0;
+    while (done < in.size()) {
+      const ssize_t w = ::write(p[1], in.data() + done, std::min<std::size_t>(in.size() - done, 100000));
+      if (w <= 0) break;  // the converter stopped reading
+      done += static_cast<std::size_t>(w);
+    }
+    ::close(p[1]);
+  });
+  Converted c;
+  FILE* out = std::tmpfile();
+  {
+    FdSource src(p[0], "<pipe>");
+    FdSink sink(::fileno(out), "<tmpfile>");
+    options.report = [&c](Severity s, const std::string& msg) {
+      (s == Severity::kWarning ? c.warnings : c.notes).push_back(msg);
+    };
+    c.result = convert_legacy(src, sink, options);
+    *bypassed = src.bypassed();
+  }
+  ::close(p[0]);
+  feeder.join();
+  const auto size = ::lseek(::fileno(out), 0, SEEK_END);
+  c.out.resize(static_cast<std::size_t>(size));
+  if (size > 0 && ::pread(::fileno(out), c.out.data(), c.out.size(), 0) != size) std::abort();
+  std::fclose(out);
+  return c;
+}
+
+TEST(Converter, PagesFromAPipeBypassUserSpaceAndCutsAgree) {
+  for (const GuestType g : {GuestType::kHvm, GuestType::kPv}) {
+    ScenarioOptions o;
+    o.guest = g;
+    o.qemu = g == GuestType::kPv ? QemuSig::kNone : QemuSig::kLibxl;
+    o.pages = 1000;
+    o.batch = 100;
+    o.xtab_padding = true;
+    const Scenario s = build_scenario(o);
+    ConvertOptions opt = opts(64, g, OutputFormat::kLibxl);
+    const Converted whole = convert_bytes(s.bytes, opt);
+    ASSERT_TRUE(whole.result) << whole.result.error().describe();
+    std::uint64_t bypassed = 0;
+    const Converted piped = convert_from_pipe(s.bytes, opt, &bypassed);
+    ASSERT_TRUE(piped.result) << piped.result.error().describe();
+    EXPECT_TRUE(piped.out == whole.out) << "the output differs from a memory source's";
+    // Every page but those in the first window (read ahead, up to 1 MiB,
+    // while the layout was detected) went by splice.
+    EXPECT_GE(bypassed, 1000u * 4096u - (1u << 20)) << guest_type_name(g);
+    // Cuts: inside the first batch's pages, at a batch's end, inside a
+    // later batch's entries and pages, and past the pages.
+    for (const std::size_t cut : {std::size_t{5000}, std::size_t{200000}, std::size_t{411000},
+                                  std::size_t{600001}, s.bytes.size() - 100}) {
+      const Buffer head(s.bytes.begin(), s.bytes.begin() + static_cast<std::ptrdiff_t>(cut));
+      const Converted m = convert_bytes(head, opt);
+      const Converted q = convert_from_pipe(head, opt, &bypassed);
+      ASSERT_FALSE(m.result) << "cut " << cut;
+      ASSERT_FALSE(q.result) << "cut " << cut;
+      EXPECT_EQ(q.result.error().describe(), m.result.error().describe()) << "cut " << cut;
+      EXPECT_EQ(q.warnings, m.warnings) << "cut " << cut;
+    }
+  }
 }
 
 TEST(Cli, FileDescriptorsAndPipes) {

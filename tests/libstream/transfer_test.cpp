@@ -343,5 +343,106 @@ TEST(WindowSource, ViewsAcrossTheRingsWrapWithoutReadAhead) {
   }
 }
 
+// ---------------------------------------------------------------------------
+// The sink side: Sink::write_file_range() and Sink::write_from().
+
+// Reads everything a pipe holds until its write end is closed.
+Buffer drain(int fd) {
+  Buffer got;
+  std::byte buf[65536];
+  for (;;) {
+    const ssize_t k = ::read(fd, buf, sizeof buf);
+    if (k <= 0) return got;
+    got.insert(got.end(), buf, buf + k);
+  }
+}
+
+TEST(SinkFileRange, IntoAPipeIntoAFileAndThroughABuffer) {
+  const Buffer data = pattern(700000, 21);
+  TempFile in;
+  ASSERT_EQ(::write(in.fd(), data.data(), data.size()), static_cast<ssize_t>(data.size()));
+  const Buffer head = pattern(13, 22);
+  Buffer want = head;
+  want.insert(want.end(), data.begin() + 4096, data.begin() + 4096 + 600000);
+  want.insert(want.end(), head.begin(), head.end());
+  auto fill = [&](Sink& sink) {
+    ASSERT_TRUE(sink.write(view(head)));
+    ASSERT_TRUE(sink.write_file_range(in.fd(), 4096, 600000));
+    ASSERT_TRUE(sink.write(view(head)));
+    EXPECT_EQ(sink.position(), want.size());
+  };
+  {  // a pipe: splice
+    int p[2];
+    ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+    ASSERT_EQ(::fcntl(p[1], F_SETPIPE_SZ, 1 << 20), 1 << 20);
+    FdSink sink(p[1], "<pipe>");
+    fill(sink);
+    ::close(p[1]);
+    EXPECT_TRUE(drain(p[0]) == want);
+    ::close(p[0]);
+  }
+  for (const int flags : {0, O_APPEND}) {  // a file: copy_file_range; O_APPEND refuses it
+    TempFile out(flags);
+    FdSink sink(out.fd(), out.path());
+    fill(sink);
+    EXPECT_TRUE(out.contents() == want) << "flags " << flags;
+  }
+  {  // any other sink reads through a buffer
+    BufferSink sink;
+    fill(sink);
+    EXPECT_TRUE(sink.data() == want);
+  }
+  // The input's own offset is untouched.
+  EXPECT_EQ(::lseek(in.fd(), 0, SEEK_CUR), static_cast<off_t>(data.size()));
+}
+
+TEST(SinkFileRange, AFileEndingEarlyIsAnError) {
+  const Buffer data = pattern(10000, 23);
+  TempFile in;
+  ASSERT_EQ(::write(in.fd(), data.data(), data.size()), static_cast<ssize_t>(data.size()));
+  TempFile out;
+  FdSink file(out.fd(), out.path());
+  BufferSink buffer;
+  for (Sink* sink : {static_cast<Sink*>(&file), static_cast<Sink*>(&buffer)}) {
+    auto r = sink->write_file_range(in.fd(), 8192, 4096);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ErrorCode::kIo);
+    EXPECT_NE(r.error().message.find("ends at 0x2710"), std::string::npos) << r.error().message;
+  }
+}
+
+TEST(SinkWriteFrom, PipeToPipeBypassesAndOtherSinksPull) {
+  const Buffer data = pattern(900000, 24);
+  {
+    PipeFeeder feed(data, {70000}, false);
+    FdSource src(feed.read_fd(), "<pipe>");
+    src.set_read_ahead(false);
+    int p[2];
+    ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+    ASSERT_EQ(::fcntl(p[1], F_SETPIPE_SZ, 1 << 20), 1 << 20);
+    FdSink sink(p[1], "<pipe>");
+    ASSERT_TRUE(sink.write_from(src, 800000, "pages"));
+    EXPECT_EQ(sink.position(), 800000u);
+    EXPECT_EQ(src.bypassed(), 800000u);
+    ::close(p[1]);
+    EXPECT_TRUE(drain(p[0]) == slice(data, 0, 800000));
+    ::close(p[0]);
+    // Past the end: the source's truncation error, with its offsets.
+    BufferSink rest;
+    auto r = rest.write_from(src, 200000, "pages");
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ErrorCode::kTruncated);
+    EXPECT_TRUE(rest.data() == slice(data, 800000, 100000) || rest.data().empty());
+  }
+  {
+    PipeFeeder feed(data, {70000}, false);
+    FdSource src(feed.read_fd(), "<pipe>");
+    BufferSink sink;
+    ASSERT_TRUE(sink.write_from(src, data.size(), "pages"));
+    EXPECT_EQ(src.bypassed(), 0u);
+    EXPECT_TRUE(sink.data() == data);
+  }
+}
+
 }  // namespace
 }  // namespace xenstream

@@ -4,8 +4,12 @@
 // zero pages included), the pages the rules read (PV page tables) still
 // pass through user space, and a stream cut inside its pages stops at the
 // same offset as from memory.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -83,6 +87,39 @@ TEST_F(PipeRestoreTest, ZeroPagesNeverWrittenStayHoles) {
   EXPECT_EQ(st.st_size, 1001 * 4096);
   // Only the data pages take space (allow file-system granularity).
   EXPECT_LE(st.st_blocks * 512, 64 * 1024);
+}
+
+// The probe reads a run of fresh pages back at once, 512 pages per call:
+// zero pages on both sides of that boundary and at a record's ends become
+// holes, and a page whose first octets are zero but not its last is kept.
+TEST_F(PipeRestoreTest, ProbedRunsFindEveryZeroPageAndNoOther) {
+  const std::set<std::uint64_t> zeros{0, 511, 512, 513, 1023, 1099};
+  const std::set<std::uint64_t> tails{3, 600, 1024};
+  StreamSpec s;
+  PartSpec p;
+  for (std::uint64_t pfn = 0; pfn < 1100; ++pfn) {
+    p.pages.push_back({pfn, zeros.count(pfn) ? 0u : tails.count(pfn) ? kTailOnlySeed : 7u});
+  }
+  p.batch = 1024;
+  p.hvm_context = hvm_context_blob(1, 1);
+  s.parts.push_back(p);
+  const BuiltStream b = build_stream(s);
+  const RestoreReport mem = restore_bytes(Bytes(b.bytes), dir("mem"));
+  ASSERT_EQ(mem.status, RestoreStatus::kComplete) << describe(mem);
+  std::uint64_t bypassed = 0;
+  const RestoreReport r = restore_pipe(Bytes(b.bytes), dir("out"), {}, {}, 0, &bypassed);
+  ASSERT_EQ(r.status, RestoreStatus::kComplete) << describe(r);
+  EXPECT_EQ(bypassed, 1100u * xc::kPageSize);
+  EXPECT_EQ(compare_dir(dir("out"), b.final_model, true), "");
+  EXPECT_EQ(read_file(dir("out") + "/memory.raw"), read_file(dir("mem") + "/memory.raw"));
+  const int fd = ::open((dir("out") + "/memory.raw").c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  for (std::uint64_t pfn = 0; pfn < 1100; ++pfn) {
+    const off_t at = static_cast<off_t>(pfn * xc::kPageSize);
+    const bool hole = ::lseek(fd, at, SEEK_HOLE) == at;
+    EXPECT_EQ(hole, zeros.count(pfn) == 1) << "pfn " << pfn;
+  }
+  ::close(fd);
 }
 
 TEST_F(PipeRestoreTest, CheckpointsStageTheirPagesFromThePipe) {

@@ -28,6 +28,10 @@ using nlohmann::json;
 std::vector<std::byte> page_bytes(std::uint64_t pfn, std::uint32_t seed) {
   std::vector<std::byte> p(xc::kPageSize, std::byte{0});
   if (seed == 0) return p;
+  if (seed == kTailOnlySeed) {
+    p.back() = std::byte{0x5a};
+    return p;
+  }
   std::uint32_t x = static_cast<std::uint32_t>(pfn * 2654435761u) ^ (seed * 40503u) ^ 0x9e3779b9u;
   for (auto& b : p) {
     x ^= x << 13;

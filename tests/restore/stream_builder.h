@@ -19,9 +19,12 @@ namespace xenstream::restore::testing {
 // seed 0.
 std::vector<std::byte> page_bytes(std::uint64_t pfn, std::uint32_t seed);
 
+// A page of zeros but for its last octet.
+inline constexpr std::uint32_t kTailOnlySeed = 0xffffffffu;
+
 struct PageSpec {
   std::uint64_t pfn = 0;
-  std::uint32_t seed = 1;  // 0: an all-zero page
+  std::uint32_t seed = 1;  // 0: an all-zero page; kTailOnlySeed
   unsigned type = 0;       // PFINFO nibble
 };
 
