@@ -67,48 +67,22 @@ constexpr std::size_t kCopyChunk = 1u << 20;
 
 }  // namespace
 
-Expected<void> Source::skip(std::uint64_t n, std::string_view what) {
+// skip() and transfer() in one loop: what is buffered already goes first
+// (written out, or for skip() just consumed); then, while the input can,
+// the rest moves straight from it to `fd` inside the kernel (skip() moves
+// it to /dev/null); else it comes through the window. `fd` < 0 discards.
+Expected<void> Source::move(std::uint64_t n, int fd, std::optional<std::uint64_t> fd_offset,
+                            std::string_view what) {
   const std::uint64_t want_end = position_ + n;
-  bool direct = dev_null() >= 0;
-  while (n > 0) {
-    // What is buffered already goes first; then, if the input can, the
-    // rest moves to /dev/null inside the kernel.
-    auto got = fill(0);
-    if (!got) return std::move(got).error();
-    if (got->empty() && direct) {
-      auto moved = move_direct(n, dev_null(), nullptr);
-      if (!moved) return std::move(moved).error();
-      if (*moved) {
-        if (**moved == 0) return truncated_error(position_, want_end, what);
-        position_ += **moved;
-        bypassed_ += **moved;
-        n -= **moved;
-        continue;
-      }
-      direct = false;
-    }
-    if (got->empty()) {
-      got = fill(1);
-      if (!got) return std::move(got).error();
-      if (got->empty()) return truncated_error(position_, want_end, what);
-    }
-    const std::size_t step = static_cast<std::size_t>(std::min<std::uint64_t>(n, got->size()));
-    consume(step);
-    n -= step;
-  }
-  return {};
-}
-
-Expected<void> Source::transfer(std::uint64_t n, int fd, std::optional<std::uint64_t> fd_offset,
-                                std::string_view what) {
-  const std::uint64_t want_end = position_ + n;
-  bool direct = true;
+  const bool discard = fd < 0;
+  const int to = discard ? dev_null() : fd;
+  bool direct = to >= 0;
   while (n > 0) {
     auto got = fill(0);
     if (!got) return std::move(got).error();
     if (got->empty() && direct) {
       std::uint64_t off = fd_offset.value_or(0);
-      auto moved = move_direct(n, fd, fd_offset ? &off : nullptr);
+      auto moved = move_direct(n, to, fd_offset ? &off : nullptr);
       if (!moved) return std::move(moved).error();
       if (*moved) {
         if (**moved == 0) return truncated_error(position_, want_end, what);
@@ -121,16 +95,26 @@ Expected<void> Source::transfer(std::uint64_t n, int fd, std::optional<std::uint
       direct = false;
     }
     if (got->empty()) {
-      got = fill(static_cast<std::size_t>(std::min<std::uint64_t>(n, kCopyChunk)));
+      got = fill(discard ? 1 : static_cast<std::size_t>(std::min<std::uint64_t>(n, kCopyChunk)));
       if (!got) return std::move(got).error();
       if (got->empty()) return truncated_error(position_, want_end, what);
     }
     const std::size_t step = static_cast<std::size_t>(std::min<std::uint64_t>(n, got->size()));
-    if (auto w = write_out(fd, fd_offset, got->first(step), position_); !w) return w;
+    if (!discard) XS_TRY(write_out(fd, fd_offset, got->first(step), position_));
     consume(step);
     n -= step;
   }
   return {};
+}
+
+Expected<void> Source::skip(std::uint64_t n, std::string_view what) {
+  return move(n, -1, std::nullopt, what);
+}
+
+Expected<void> Source::transfer(std::uint64_t n, int fd, std::optional<std::uint64_t> fd_offset,
+                                std::string_view what) {
+  if (fd < 0) return io_error("transfer to an invalid descriptor", EBADF);
+  return move(n, fd, fd_offset, what);
 }
 
 Expected<bool> Source::at_end() {

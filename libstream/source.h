@@ -123,6 +123,11 @@ class Source {
 
   std::uint64_t position_ = 0;
   std::uint64_t bypassed_ = 0;
+
+ private:
+  // skip() (fd < 0) and transfer().
+  Expected<void> move(std::uint64_t n, int fd, std::optional<std::uint64_t> fd_offset,
+                      std::string_view what);
 };
 
 class MemorySource : public Source {
