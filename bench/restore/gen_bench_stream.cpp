@@ -1,13 +1,18 @@
 // Writes a large synthetic HVM stream for bench/restore/run.sh: a libxl
 // stream whose libxc image carries SIZE_MIB of non-zero pages in PAGE_DATA
 // records of 1024 pages (as Xen's saver batches them), then optionally
-// CHECKPOINTS checkpoints that each resend DIRTY_MIB of those pages.
+// CHECKPOINTS checkpoints that each resend DIRTY_MIB of those pages. With
+// --sparse, three batches in four are zero pages (a guest whose memory is
+// mostly untouched): a restore keeps them as holes, so a large guest costs
+// disk only for its quarter of data.
 //
-//   gen_bench_stream SIZE_MIB [CHECKPOINTS DIRTY_MIB] > stream
+//   gen_bench_stream [--sparse] SIZE_MIB [CHECKPOINTS DIRTY_MIB] > stream
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <vector>
 
 #include <xenstream/libstream/format/libxc.h>
@@ -39,6 +44,8 @@ void fill(std::vector<std::byte>& buf, std::uint64_t seed) {
   }
 }
 
+bool sparse = false;
+
 void write_pages(RecordWriter& w, std::uint64_t first_pfn, std::uint64_t pages, std::uint64_t seed,
                  std::vector<std::byte>& buf) {
   constexpr std::uint64_t kBatch = xc::kSaverBatchMax;
@@ -46,7 +53,11 @@ void write_pages(RecordWriter& w, std::uint64_t first_pfn, std::uint64_t pages, 
   std::vector<Bytes> spans;
   for (std::uint64_t done = 0; done < pages; done += kBatch) {
     const std::uint64_t n = std::min(kBatch, pages - done);
-    fill(buf, seed + done);
+    if (sparse && (done / kBatch) % 4 != 0) {
+      std::fill(buf.begin(), buf.end(), std::byte{0});
+    } else {
+      fill(buf, seed + done);
+    }
     entries.clear();
     spans.clear();
     for (std::uint64_t i = 0; i < n; ++i) {
@@ -60,8 +71,13 @@ void write_pages(RecordWriter& w, std::uint64_t first_pfn, std::uint64_t pages, 
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc > 1 && std::string(argv[1]) == "--sparse") {
+    sparse = true;
+    --argc;
+    ++argv;
+  }
   if (argc != 2 && argc != 4) {
-    std::fprintf(stderr, "usage: gen_bench_stream SIZE_MIB [CHECKPOINTS DIRTY_MIB] > stream\n");
+    std::fprintf(stderr, "usage: gen_bench_stream [--sparse] SIZE_MIB [CHECKPOINTS DIRTY_MIB] > stream\n");
     return 2;
   }
   const std::uint64_t pages = std::strtoull(argv[1], nullptr, 10) * 256;

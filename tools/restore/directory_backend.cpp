@@ -373,6 +373,7 @@ namespace {
 // tables; copying the rest of the page once more is cheaper than either.
 constexpr std::size_t kProbe = 64;
 constexpr std::size_t kProbeBatch = 512;  // two iovecs a page: IOV_MAX is 1024
+constexpr std::size_t kWholeBatch = 256;  // pages read whole at once (1 MiB)
 
 Expected<void> probe_pages(int fd, std::uint64_t offset, std::size_t pages,
                            std::array<std::byte, kProbe>* probes) {
@@ -410,8 +411,9 @@ Expected<void> probe_pages(int fd, std::uint64_t offset, std::size_t pages,
 // The zero pages that apply_direct() leaves as holes are found afterwards
 // in the file itself and punched out again, so memory.raw comes out the
 // same, holes included: a page with data is told apart by its first 64
-// octets, read back for a whole run of pages at once (probe_pages); only a
-// page whose first octets are zero is read whole.
+// octets, read back for a whole run of pages at once (probe_pages); only
+// pages whose first octets are zero are read whole (a stretch at a time),
+// and a stretch of zero pages is one hole punched.
 Expected<void> DirectoryBackend::apply_direct_from(const PageDataView& v, Source& in) {
   std::uint64_t run_pfn = 0;
   std::uint64_t run_pages = 0;
@@ -441,34 +443,63 @@ Expected<void> DirectoryBackend::apply_direct_from(const PageDataView& v, Source
                                   (xc::page_type_populates(t) ? PageMap::kPopulated : 0));
   }
   XS_TRY(flush());
+  auto all_zero = [](const std::array<std::byte, kProbe>& p) {
+    return std::all_of(p.begin(), p.end(), [](std::byte b) { return b == std::byte{0}; });
+  };
+  // Consecutive zero pages are punched out at once.
+  std::uint64_t hole_pfn = 0;
+  std::uint64_t hole_pages = 0;
+  auto punch = [&]() -> Expected<void> {
+    if (hole_pages == 0) return {};
+    if (::fallocate(mem_fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(hole_pfn * kPage),
+                    static_cast<off_t>(hole_pages * kPage)) != 0 &&
+        errno != EOPNOTSUPP) {
+      return io_error("cannot punch a hole for zero pages into memory.raw at " + hex(hole_pfn * kPage), errno);
+    }
+    hole_pages = 0;
+    return {};
+  };
   std::vector<std::array<std::byte, kProbe>> probes;
-  std::array<std::byte, kPage> page;
+  std::vector<std::byte> whole;
   for (std::size_t i = 0; i < fresh.size();) {
     // A run of consecutive fresh pfns is probed at once.
     std::size_t n = 1;
     while (i + n < fresh.size() && fresh[i + n] == fresh[i] + n) ++n;
     probes.resize(n);
     XS_TRY(probe_pages(mem_fd_.get(), fresh[i] * kPage, n, probes.data()));
-    for (std::size_t k = 0; k < n; ++k) {
+    for (std::size_t k = 0; k < n;) {
       const std::uint64_t pfn = fresh[i + k];
       std::uint8_t& m = map_.at(pfn);
-      if (m & PageMap::kWritten) continue;  // sent twice in this record
-      bool zero = std::all_of(probes[k].begin(), probes[k].end(), [](std::byte b) { return b == std::byte{0}; });
-      if (zero) {
-        XS_TRY(pread_all(mem_fd_.get(), std::span<std::byte>(page), pfn * kPage, kMemoryName));
-        zero = is_zero_page(page.data());
+      if (m & PageMap::kWritten) {  // sent twice in this record
+        ++k;
+        continue;
       }
-      if (!zero) {
+      if (!all_zero(probes[k])) {
         m |= PageMap::kWritten;
-      } else if (::fallocate(mem_fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                             static_cast<off_t>(pfn * kPage), static_cast<off_t>(kPage)) != 0 &&
-                 errno != EOPNOTSUPP) {
-        return io_error("cannot punch a hole for a zero page into memory.raw at " + hex(pfn * kPage), errno);
+        ++k;
+        continue;
       }
+      // Pages whose first octets are zero, read whole a stretch at a time.
+      std::size_t z = 1;
+      while (k + z < n && z < kWholeBatch && all_zero(probes[k + z]) && !(map_.at(pfn + z) & PageMap::kWritten)) ++z;
+      whole.resize(z * kPage);
+      XS_TRY(pread_all(mem_fd_.get(), std::span<std::byte>(whole), pfn * kPage, kMemoryName));
+      for (std::size_t j = 0; j < z; ++j) {
+        if (!is_zero_page(whole.data() + j * kPage)) {
+          map_.at(pfn + j) |= PageMap::kWritten;
+        } else if (hole_pages > 0 && pfn + j == hole_pfn + hole_pages) {
+          ++hole_pages;
+        } else {
+          XS_TRY(punch());
+          hole_pfn = pfn + j;
+          hole_pages = 1;
+        }
+      }
+      k += z;
     }
     i += n;
   }
-  return {};
+  return punch();
 }
 
 // After the first commit, pages are appended to the staged-pages file and
