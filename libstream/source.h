@@ -113,7 +113,8 @@ class Source {
   virtual void advance(std::size_t n) = 0;
   // Called by transfer() and skip() with nothing buffered: moves up to n
   // octets from the input straight to `fd` (at *fd_offset, advancing it, or
-  // at the fd's position when null).
+  // at the fd's position when null), and adds to bypassed_ what it moved
+  // without passing it through user space.
   //   nullopt:     no direct path; the caller copies through fill()
   //   0:           end of input
   //   k > 0:       k octets moved
@@ -238,12 +239,23 @@ class FdSource : public WindowSource {
                                                      std::uint64_t* fd_offset) override;
 
  private:
+  Expected<std::optional<std::uint64_t>> relay_into_file(std::size_t len, int fd,
+                                                         std::uint64_t* fd_offset);
+  Expected<void> copy_out_of_relay(std::size_t n, int fd, std::optional<std::uint64_t>& off,
+                                   std::uint64_t at);
+  void close_relay();
+
   int fd_;
   bool owned_ = false;
   bool in_pipe_ = false;  // fd is a pipe or FIFO
   bool in_file_ = false;  // fd is a regular file
   bool splice_ok_ = true;  // cleared when splice(2) says EINVAL
   bool copy_ok_ = true;    // cleared when copy_file_range(2) cannot
+  // The pipe that moves from the input pipe into a file pass through (see
+  // relay_into_file), made at the first such move.
+  int relay_[2] = {-1, -1};
+  std::size_t relay_size_ = 0;
+  bool relay_ok_ = true;  // cleared when no pipe could be made for it
   std::string name_;
 };
 

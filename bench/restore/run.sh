@@ -5,7 +5,8 @@
 #                              and writes every octet (two copies); the goal
 #                              (issue 15) is at least its speed, since the
 #                              pages go from the pipe into memory.raw with
-#                              splice (one copy);
+#                              splice (one copy, through a relay pipe so that
+#                              the feeding cat runs meanwhile);
 #   `cat stream > file`        no pipe at all: coreutils 9 copies file to
 #                              file with copy_file_range inside the kernel,
 #                              the floor for any reader of a pipe that cat

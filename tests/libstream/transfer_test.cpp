@@ -1,6 +1,6 @@
 // Source::transfer() and skip() on every path: splice from a pipe (into a
-// file at an offset, into a pipe, to /dev/null), copy_file_range from a
-// file, the copy fallbacks (a mapped or memory source, zstd input, a
+// file at an offset, through the relay pipe; into a pipe; to /dev/null),
+// copy_file_range from a file, the copy fallbacks (a mapped or memory source, zstd input, a
 // destination the kernel refuses to splice into), short splices, and input
 // that ends mid-run with the exact offset in the error. Also the shared
 // window (WindowSource) without read-ahead, and views across the ring's wrap.
@@ -172,6 +172,73 @@ TEST(Transfer, SpliceRefusedWithEinvalFallsBackToCopying) {
   EXPECT_EQ(src.bypassed(), 0u);
   expect_file_holds(out, 0, data, 0, 1u << 20);
   expect_file_holds(out2, 0, data, 1u << 20, (1u << 20) + 5);
+}
+
+TEST(Transfer, AFileThatCannotBeWrittenNamesTheOctetThatFailed) {
+  // From a pipe into a file the octets pass through the source's relay
+  // pipe; when the file then refuses them, the error is the destination's,
+  // at the stream offset of the first octet not written.
+  const Buffer data = pattern(1u << 20, 6);
+  PipeFeeder feed(data, {}, false);
+  FdSource src(feed.read_fd(), "<pipe>");
+  src.set_read_ahead(false);
+  ASSERT_TRUE(src.skip(100));
+  TempFile file;
+  const int ro = ::open(file.path().c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(ro, 0);
+  auto r = src.transfer(4096, ro, 8192, "a page");
+  ::close(ro);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::kIo);
+  EXPECT_EQ(r.error().offset, 100u);
+  EXPECT_NE(r.error().message.find("writing to the destination at offset 0x2000 failed"),
+            std::string::npos)
+      << r.error().message;
+  EXPECT_EQ(src.bypassed(), 100u);  // the skip's, none of the page's
+}
+
+TEST(Transfer, FilesAndPipesInTurnGetExactlyTheirOctets) {
+  // Runs into a file (through the relay pipe) and into a pipe (straight)
+  // alternate: nothing meant for one destination is left behind for the
+  // next, and every octet is moved inside the kernel.
+  const Buffer data = pattern(3u << 20, 8);
+  PipeFeeder feed(data, {70000}, false);
+  FdSource src(feed.read_fd(), "<pipe>");
+  src.set_read_ahead(false);
+  TempFile file;
+  int p[2];
+  ASSERT_EQ(::pipe2(p, O_CLOEXEC), 0);
+  // Each run into the pipe is read back before the next; it stays well
+  // under the pipe's 64 KiB so that the move never waits for the reader.
+  struct Run {
+    bool to_file;
+    std::size_t n;
+  };
+  const Run runs[] = {{true, 300001}, {false, 5000},  {true, 1u << 20}, {false, 77},
+                      {true, 700000}, {false, 40000}, {true, 3},        {false, 4096},
+                      {true, 1000000}};
+  Buffer expect_file, expect_pipe, got_pipe;
+  std::size_t at = 0;
+  for (const Run& run : runs) {
+    const Buffer part = slice(data, at, run.n);
+    if (run.to_file) {
+      ASSERT_TRUE(src.transfer(run.n, file.fd(), expect_file.size()));
+      expect_file.insert(expect_file.end(), part.begin(), part.end());
+    } else {
+      ASSERT_TRUE(src.transfer(run.n, p[1], std::nullopt));
+      Buffer got(run.n);
+      ASSERT_EQ(::read(p[0], got.data(), run.n), static_cast<ssize_t>(run.n));
+      got_pipe.insert(got_pipe.end(), got.begin(), got.end());
+      expect_pipe.insert(expect_pipe.end(), part.begin(), part.end());
+    }
+    at += run.n;
+  }
+  ::close(p[0]);
+  ::close(p[1]);
+  EXPECT_EQ(src.bypassed(), at);
+  EXPECT_EQ(src.position(), at);
+  EXPECT_TRUE(file.contents() == expect_file) << "the file got octets meant for the pipe";
+  EXPECT_TRUE(got_pipe == expect_pipe) << "the pipe got octets meant for the file";
 }
 
 TEST(Transfer, IntoAPipeAndSkipToDevNullSplice) {
