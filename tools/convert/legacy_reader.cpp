@@ -379,8 +379,19 @@ Expected<LegacyEvent> LegacyReader::read_ext_block() {
       return malformed(at, "xcnt block at " + hex(at) + " holds " + std::to_string(size) +
                                " octets: expected at least 4");
     }
-  } else if (size > options_.max_ext_block) {
-    auto skipped = src_.skip(size, "an extended-info block " + shown);
+  }
+  if (id != "vcpu" && size > options_.max_ext_block) {
+    // Held only up to the cap, whatever the source (a window source would
+    // refuse a 4 GiB hold where a mapped file reports the cut): of a large
+    // xcnt block only its count is read, the rest (and any other block)
+    // is skipped unread.
+    if (id == "xcnt") {
+      auto count = read_u32("the xcnt block's count");
+      if (!count) return std::move(count).error();
+      xcnt_ = *count;
+    }
+    const std::uint32_t rest = id == "xcnt" ? size - 4 : size;
+    auto skipped = src_.skip(rest, "an extended-info block " + shown);
     if (!skipped) return std::move(skipped).error();
     return ev;
   }
@@ -491,10 +502,19 @@ Expected<LegacyEvent> LegacyReader::read_batch(std::int32_t n, std::uint64_t at)
     }
   }
   if (!compressed_) total += std::size_t{data_pages} * lg::kPageSize;
-  const bool defer = !compressed_ && options_.defer_pages && data_pages > 0;
+  bool defer = !compressed_ && options_.defer_pages && data_pages > 0;
   const std::uint64_t from = src_.position();
   auto held = defer ? hold(entry_bytes, "page batch entries")
                     : hold(total, compressed_ ? "page batch entries" : "page batch data");
+  if (!held && held.error().code == ErrorCode::kTruncated && !compressed_ && data_pages > 0) {
+    // The input ends inside the pages. The batch is handed over deferred,
+    // with its entries, and the cut is reported when its pages are asked
+    // for (move_pages, or the next next()): a bad entry ahead of the cut is
+    // then reported first, as it is from a pipe, where the pages are always
+    // deferred and the cut cannot be seen in advance.
+    defer = true;
+    held = hold(entry_bytes, "page batch entries");
+  }
   if (!held) return std::move(held).error();
   LegacyEvent ev = event(LegacyEventKind::kPageBatch, at);
   ev.chunk = n;
@@ -529,7 +549,7 @@ Expected<LegacyEvent> LegacyReader::read_vcpu_info(std::uint64_t at) {
   const Fields f(*b, ByteOrder::kLittle, at + 8);
   online_.clear();
   for (std::uint32_t id = 0; id <= static_cast<std::uint32_t>(max_id); ++id) {
-    if ((f.u64(8 * (id / 64)) >> (id % 64)) & 1) online_.push_back(id);
+    if ((f.u64(8 * std::size_t{id / 64}) >> (id % 64)) & 1) online_.push_back(id);
   }
   src_.consume(words * 8);
   vcpu_info_seen_ = true;

@@ -61,7 +61,10 @@ struct LegacyReaderOptions {
   // `deferred` says how many octets wait; move_pages() writes them to a
   // sink (from a pipe with splice(2), never through user space), or the
   // next call to next() skips them. For a reader that hands pages on
-  // unread (the converter) from a source that moves_directly().
+  // unread (the converter) from a source that moves_directly(). Without
+  // it, a batch is deferred all the same when the input ends inside its
+  // pages, so that its entries are seen (and judged) before the cut is
+  // reported, as they are from a pipe.
   bool defer_pages = false;
   // More input follows the stream on the same source (xl's migration
   // protocol): after a LAST_CHECKPOINT stream the reader ends without
