@@ -66,16 +66,7 @@ Expected<void> RecordWriter::append(std::uint32_t type, std::span<const Bytes> p
 
 Expected<void> RecordWriter::append_page_data(std::span<const std::uint64_t> entries,
                                               std::span<const Bytes> pages) {
-  std::size_t data = 0;
-  for (std::uint64_t e : entries) data += xc::page_type_has_data(static_cast<unsigned>(e >> 60));
-  if (data != pages.size()) {
-    return make_error(ErrorCode::kUsage, sink_.position(),
-                      "PAGE_DATA: " + std::to_string(data) + " entries carry data but " +
-                          std::to_string(pages.size()) + " pages were given");
-  }
-  scratch_.assign(8 + 8 * entries.size(), std::byte{0});
-  put_u32(scratch_.data(), static_cast<std::uint32_t>(entries.size()), order_);
-  for (std::size_t i = 0; i < entries.size(); ++i) put_u64(scratch_.data() + 8 + 8 * i, entries[i], order_);
+  XS_TRY(page_data_head(entries, pages.size()));
   parts_.clear();
   parts_.push_back(as_bytes(scratch_));
   for (const Bytes& p : pages) {
@@ -85,10 +76,15 @@ Expected<void> RecordWriter::append_page_data(std::span<const std::uint64_t> ent
     }
     parts_.push_back(p);
   }
-  return append(static_cast<std::uint32_t>(xc::RecordType::kPageData), std::span<const Bytes>(parts_));
+  return sink_.write(std::span<const Bytes>(parts_));  // head and pages in one vectored write
 }
 
 Expected<void> RecordWriter::begin_page_data(std::span<const std::uint64_t> entries, std::uint64_t data_pages) {
+  XS_TRY(page_data_head(entries, data_pages));
+  return sink_.write(as_bytes(scratch_));
+}
+
+Expected<void> RecordWriter::page_data_head(std::span<const std::uint64_t> entries, std::uint64_t data_pages) {
   std::uint64_t data = 0;
   for (std::uint64_t e : entries) data += xc::page_type_has_data(static_cast<unsigned>(e >> 60));
   if (data != data_pages) {
@@ -108,7 +104,7 @@ Expected<void> RecordWriter::begin_page_data(std::span<const std::uint64_t> entr
   put_u32(scratch_.data() + 4, static_cast<std::uint32_t>(length), order_);
   put_u32(scratch_.data() + 8, static_cast<std::uint32_t>(entries.size()), order_);
   for (std::size_t i = 0; i < entries.size(); ++i) put_u64(scratch_.data() + 16 + 8 * i, entries[i], order_);
-  return sink_.write(as_bytes(scratch_));
+  return {};
 }
 
 Expected<void> RecordWriter::append_file_pages(std::span<const std::uint64_t> entries,

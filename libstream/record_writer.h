@@ -95,6 +95,11 @@ class RecordWriter {
   std::uint32_t max_record_length = format::libxc::kRecordLengthMax;
 
  private:
+  // Checks a PAGE_DATA record of `entries` and `data_pages` pages (the count
+  // against the entries' types, the length against the cap) and lays out
+  // its header and entries in scratch_.
+  Expected<void> page_data_head(std::span<const std::uint64_t> entries, std::uint64_t data_pages);
+
   Sink& sink_;
   ByteOrder order_;
   std::vector<std::byte> scratch_;
