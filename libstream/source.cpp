@@ -40,6 +40,16 @@ int dev_null() {
   return fd;
 }
 
+// The destination refused octets: at destination offset *off (or at its
+// own position), stream offset `at`.
+Error write_error(const std::optional<std::uint64_t>& off, int err, std::uint64_t at) {
+  Error e = io_error(off ? "writing to the destination at offset " + hex(*off) + " failed"
+                         : std::string("writing to the destination failed"),
+                     err);
+  e.offset = at;
+  return e;
+}
+
 // Writes `data` to fd at *off (advancing it) or at the fd's position.
 // `at` is the stream offset of data[0], for the error.
 Expected<void> write_out(int fd, std::optional<std::uint64_t>& off, Bytes data, std::uint64_t at) {
@@ -47,13 +57,7 @@ Expected<void> write_out(int fd, std::optional<std::uint64_t>& off, Bytes data, 
     const ssize_t w = off ? ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(*off))
                           : ::write(fd, data.data(), data.size());
     if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) {
-      Error e = io_error(off ? "writing to the destination at offset " + hex(*off) + " failed"
-                             : std::string("writing to the destination failed"),
-                         w < 0 ? errno : EIO);
-      e.offset = at;
-      return e;
-    }
+    if (w <= 0) return write_error(off, w < 0 ? errno : EIO, at);
     const auto k = static_cast<std::size_t>(w);
     data = data.subspan(k);
     at += k;
@@ -430,11 +434,7 @@ Expected<std::optional<std::uint64_t>> FdSource::relay_into_file(std::size_t len
       break;
     }
     close_relay();  // whatever it still holds belongs to a failed move
-    Error e = io_error(off ? "writing to the destination at offset " + hex(*off) + " failed"
-                           : std::string("writing to the destination failed"),
-                       m < 0 ? errno : EIO);
-    e.offset = at_octet;
-    return e;
+    return write_error(off, m < 0 ? errno : EIO, at_octet);
   }
   if (fd_offset) *fd_offset = *off;
   return std::optional<std::uint64_t>(static_cast<std::uint64_t>(k));
