@@ -120,6 +120,67 @@ Expected<void> Source::transfer(std::uint64_t n, int fd, std::optional<std::uint
   return move(n, fd, fd_offset, what);
 }
 
+// Whole pages through the window (what is buffered first), else straight
+// from the input (move_pages_direct) while it can.
+Expected<void> Source::transfer_pages(std::uint64_t pages, int fd, std::uint64_t fd_offset,
+                                      const PageFilter& keep, std::string_view what) {
+  if (fd < 0) return io_error("transfer to an invalid descriptor", EBADF);
+  constexpr std::size_t kPage = kPageOctets;
+  const std::uint64_t want_end = position_ + pages * kPage;
+  std::uint64_t index = 0;  // pages moved so far
+  bool direct = true;
+  while (index < pages) {
+    auto got = fill(0);
+    if (!got) return std::move(got).error();
+    if (got->empty() && direct) {
+      auto moved = move_pages_direct(pages - index, fd, fd_offset + index * kPage, index, keep);
+      if (!moved) return std::move(moved).error();
+      if (*moved) {
+        const std::uint64_t k = **moved;
+        position_ += k;
+        if (k == 0 || k % kPage != 0) return truncated_error(position_, want_end, what);
+        index += k / kPage;
+        continue;
+      }
+      direct = false;
+    }
+    if (got->size() < kPage) {
+      // Less than a page buffered: complete it, or with nothing buffered,
+      // read up to kCopyChunk of pages.
+      const std::uint64_t ask = got->empty() ? std::min<std::uint64_t>(pages - index, kCopyChunk / kPage) * kPage
+                                             : kPage;
+      got = fill(static_cast<std::size_t>(ask));
+      if (!got) return std::move(got).error();
+      if (got->size() < kPage) {
+        consume(got->size());
+        return truncated_error(position_, want_end, what);
+      }
+    }
+    const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(pages - index, got->size() / kPage));
+    std::size_t run = 0;  // pages kept just before page i, written at once
+    std::optional<std::uint64_t> off;
+    auto flush = [&](std::size_t i) -> Expected<void> {
+      if (run == 0) return {};
+      const std::size_t from = (i - run) * kPage;
+      off = fd_offset + (index + i - run) * kPage;
+      XS_TRY(write_out(fd, off, got->subspan(from, run * kPage), position_ + from));
+      run = 0;
+      return {};
+    };
+    for (std::size_t i = 0; i < n; ++i) {
+      if (keep(index + i, got->subspan(i * kPage, kPage))) {
+        ++run;
+      } else {
+        XS_TRY(flush(i));
+      }
+    }
+    XS_TRY(flush(n));
+    consume(n * kPage);
+    index += n;
+  }
+  return {};
+}
+
 Expected<bool> Source::at_end() {
   auto got = fill(1);
   if (!got) return std::move(got).error();
@@ -440,6 +501,173 @@ Expected<std::optional<std::uint64_t>> FdSource::relay_into_file(std::size_t len
   return std::optional<std::uint64_t>(static_cast<std::uint64_t>(k));
 }
 
+// Makes the relay pipe and the look pipe beside it, the look pipe no
+// smaller than the relay (tee(2) duplicates buffer by buffer, so then it
+// always takes all the relay holds). False, for good, when it cannot.
+bool FdSource::open_relay() {
+  if (relay_[0] >= 0) return true;
+  if (!relay_ok_) return false;
+  if (::pipe2(relay_, O_CLOEXEC) != 0 || ::pipe2(look_, O_CLOEXEC) != 0) {
+    close_relay();
+    relay_ok_ = false;
+    return false;
+  }
+  widen_pipe(relay_[1]);
+  widen_pipe(look_[1]);
+  const int relay = ::fcntl(relay_[1], F_GETPIPE_SZ);
+  const int look = ::fcntl(look_[1], F_GETPIPE_SZ);
+  if (relay > 0 && look > 0 && look < relay) ::fcntl(relay_[1], F_SETPIPE_SZ, look);
+  const int size = ::fcntl(relay_[1], F_GETPIPE_SZ);
+  relay_size_ = size > 0 ? static_cast<std::size_t>(size) : (64u << 10);
+  return true;
+}
+
+// Duplicates what the relay holds (`held` octets) into the look pipe and
+// reads it into look_buf_; returns how much that is (all of it but for a
+// system that splits buffers differently than it says).
+Expected<std::size_t> FdSource::look_into_relay(std::size_t held) {
+  ssize_t t;
+  do {
+    t = ::tee(relay_[0], look_[1], held, 0);
+  } while (t < 0 && errno == EINTR);
+  if (t <= 0) return io_error("tee from the relay pipe failed", t < 0 ? errno : EIO);
+  if (look_buf_.size() < relay_size_) look_buf_.resize(relay_size_);
+  const auto teed = static_cast<std::size_t>(t);
+  std::size_t got = 0;
+  while (got < teed) {
+    const ssize_t r = ::read(look_[0], look_buf_.data() + got, std::min(teed - got, look_buf_.size() - got));
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return io_error("reading the look pipe failed", r < 0 ? errno : EIO);
+    got += static_cast<std::size_t>(r);
+  }
+  return teed;
+}
+
+// transfer_pages() from the input pipe into a file. Round by round: the
+// relay takes up to its size from the input (splice, page references only);
+// what it holds is duplicated with tee(2) and read for the look; then each
+// whole page leaves the relay into the file at its offset, or into
+// /dev/null when `keep` refuses it. A page the input has not finished yet
+// stays in the relay for the next round. Octets go through look_buf_ only
+// if the file refuses splice (EINVAL), for the rest of this call.
+Expected<std::optional<std::uint64_t>> FdSource::move_pages_direct(std::uint64_t pages, int fd,
+                                                                   std::uint64_t fd_offset,
+                                                                   std::uint64_t first,
+                                                                   const PageFilter& keep) {
+  constexpr std::size_t kPage = kPageOctets;
+  struct stat out {};
+  if (!in_pipe_ || !splice_ok_ || ::fstat(fd, &out) != 0 || !S_ISREG(out.st_mode) || !open_relay()) {
+    return std::optional<std::uint64_t>{};
+  }
+  const std::size_t room = std::max(relay_size_ / kPage, std::size_t{1}) * kPage;
+  const std::uint64_t total = pages * kPage;
+  std::uint64_t done = 0;  // octets of whole pages moved or dropped
+  std::size_t held = 0;    // octets in the relay, taken from the input
+  bool splice_out = true;  // cleared when the file refuses splice
+  // The relay's first `n` octets leave it: into the file at `at` (or with
+  // at == nullopt, into /dev/null), spliced or, for a file that refused
+  // splice, written from look_buf_ at `from`.
+  auto leave = [&](std::size_t n, std::optional<std::uint64_t> at, std::size_t from) -> Expected<void> {
+    const std::uint64_t stream_at = position_ + done + from;
+    const int null_fd = dev_null();
+    bool bypass = true;  // false once the octets went to the file from look_buf_
+    std::size_t left = n;
+    auto write_from_look = [&]() -> Expected<void> {
+      auto w = write_out(fd, at, Bytes(look_buf_.data() + from + (n - left), left), stream_at + (n - left));
+      if (!w) close_relay();
+      at.reset();  // written: what the relay holds of it is dropped
+      bypass = false;
+      return w;
+    };
+    if (at && !splice_out) XS_TRY(write_from_look());
+    while (left > 0) {
+      ssize_t m;
+      if (at || null_fd >= 0) {
+        loff_t o = at ? static_cast<loff_t>(*at) : 0;
+        m = ::splice(relay_[0], nullptr, at ? fd : null_fd, at ? &o : nullptr, left, 0);
+        if (m > 0 && at) at = static_cast<std::uint64_t>(o);
+      } else {  // no /dev/null: read it away (the same octets look_buf_ holds)
+        m = ::read(relay_[0], look_buf_.data() + from + (n - left), left);
+      }
+      if (m > 0) {
+        left -= static_cast<std::size_t>(m);
+        if (bypass) bypassed_ += static_cast<std::uint64_t>(m);
+        continue;
+      }
+      if (m < 0 && errno == EINTR) continue;
+      if (m < 0 && errno == EINVAL && at) {  // the file refuses splice
+        splice_out = false;
+        XS_TRY(write_from_look());
+        continue;
+      }
+      const int err = m < 0 ? errno : EIO;
+      close_relay();  // what it still holds belongs to a failed move
+      if (at) return write_error(at, err, stream_at + (n - left));
+      Error e = io_error("dropping pages from the relay pipe failed", err);
+      e.offset = stream_at + (n - left);
+      return e;
+    }
+    return {};
+  };
+  while (done < total) {
+    const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(total - done, room)) - held;
+    const ssize_t k = ::splice(fd_, nullptr, relay_[1], nullptr, want, 0);
+    if (k < 0 && errno == EINTR) continue;
+    if (k < 0) {
+      const int err = errno;
+      if (err == EINVAL && done == 0 && held == 0) {  // the input refuses splice; nothing taken
+        splice_ok_ = false;
+        return std::optional<std::uint64_t>{};
+      }
+      close_relay();
+      Error e = io_error("splice from " + name_ + " failed", err);
+      e.offset = position_ + done + held;
+      return e;
+    }
+    if (k == 0) {  // end of input: a cut page is dropped with the relay
+      close_relay();
+      if (!splice_out) splice_ok_ = false;
+      return std::optional<std::uint64_t>(done + held);
+    }
+    held += static_cast<std::size_t>(k);
+    if (held < kPage) continue;
+    auto teed = look_into_relay(held);
+    if (!teed) {
+      close_relay();
+      Error e = std::move(teed).error();
+      e.offset = position_ + done;
+      return e;
+    }
+    const std::size_t n = std::min(held, *teed) / kPage;
+    if (n == 0) {
+      close_relay();
+      return make_error(ErrorCode::kIo, position_ + done, "tee duplicated less than a page of the relay pipe");
+    }
+    // Runs of pages kept, and of pages dropped, leave the relay at once.
+    std::size_t run = 0;
+    bool run_kept = false;
+    for (std::size_t i = 0; i <= n; ++i) {
+      const bool kept =
+          i < n && keep(first + done / kPage + i, Bytes(look_buf_.data() + i * kPage, kPage));
+      if (i < n && run > 0 && kept == run_kept) {
+        ++run;
+        continue;
+      }
+      if (run > 0) {
+        const std::size_t from = (i - run) * kPage;
+        XS_TRY(leave(run * kPage, run_kept ? std::optional<std::uint64_t>(fd_offset + done + from) : std::nullopt,
+                     from));
+      }
+      run = 1;
+      run_kept = kept;
+    }
+    done += n * kPage;
+    held -= n * kPage;
+  }
+  if (!splice_out) splice_ok_ = false;
+  return std::optional<std::uint64_t>(done);
+}
+
 Expected<void> FdSource::copy_out_of_relay(std::size_t n, int fd, std::optional<std::uint64_t>& off,
                                            std::uint64_t at) {
   std::byte buf[64 << 10];
@@ -465,9 +693,11 @@ Expected<void> FdSource::copy_out_of_relay(std::size_t n, int fd, std::optional<
 }
 
 void FdSource::close_relay() {
-  for (int& end : relay_) {
-    if (end >= 0) ::close(end);
-    end = -1;
+  for (int* p : {relay_, look_}) {
+    for (int i = 0; i < 2; ++i) {
+      if (p[i] >= 0) ::close(p[i]);
+      p[i] = -1;
+    }
   }
 }
 

@@ -27,6 +27,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -80,6 +81,24 @@ class Source {
   Expected<void> transfer(std::uint64_t n, int fd, std::optional<std::uint64_t> fd_offset,
                           std::string_view what = "data");
 
+  // Pages as transfer_pages() moves them.
+  static constexpr std::size_t kPageOctets = 4096;
+  // Says whether transfer_pages() writes a page: `index` counts the pages of
+  // that one call from 0, `page` holds the page's octets. Called once for
+  // every page, in order, before the page is written.
+  using PageFilter = std::function<bool(std::uint64_t index, Bytes page)>;
+
+  // transfer() of `pages` pages into a file at `fd_offset`, each shown to
+  // `keep` first: a page it refuses is taken from the input but not written,
+  // so the file keeps what it had there (a hole stays a hole). From a pipe
+  // the pages still go to the file inside the kernel: spliced into a relay
+  // pipe, duplicated with tee(2) for the look (one copy of each page into a
+  // scratch buffer), then spliced into the file or dropped; a page refused
+  // is never copied into the file. Errors as transfer(); the octets of a
+  // page the input ends inside are taken and neither shown nor written.
+  Expected<void> transfer_pages(std::uint64_t pages, int fd, std::uint64_t fd_offset,
+                                const PageFilter& keep, std::string_view what = "data");
+
   // True when transfer() and skip() can move octets from this source's input
   // without a copy in user space (a pipe or file read through FdSource whose
   // kernel has not refused yet). A reader that would otherwise pull data
@@ -91,7 +110,9 @@ class Source {
   // can bypass user space. A window source reads big chunks otherwise.
   virtual void set_read_ahead(bool) {}
 
-  // Octets transfer() and skip() moved without passing through user space.
+  // Octets transfer(), transfer_pages() and skip() moved (or dropped)
+  // without passing through user space. transfer_pages()'s look at a page
+  // is a copy apart and does not count against it.
   std::uint64_t bypassed() const { return bypassed_; }
 
   // True when no byte is left.
@@ -119,6 +140,19 @@ class Source {
   //   0:           end of input
   //   k > 0:       k octets moved
   virtual Expected<std::optional<std::uint64_t>> move_direct(std::uint64_t, int, std::uint64_t*) {
+    return std::optional<std::uint64_t>{};
+  }
+
+  // Called by transfer_pages() with nothing buffered: moves up to `pages`
+  // whole pages from the input straight into the file `fd` at fd_offset,
+  // those `keep` takes (page i of this call has index first + i), and adds
+  // to bypassed_ what it moved or dropped without a copy in user space.
+  //   nullopt:     no direct path; the caller goes through fill()
+  //   k:           octets taken from the input: whole pages moved, or at end
+  //                of input (k == 0 or not a whole number of pages) what
+  //                came before it, the octets of a cut page dropped
+  virtual Expected<std::optional<std::uint64_t>> move_pages_direct(std::uint64_t, int, std::uint64_t,
+                                                                   std::uint64_t, const PageFilter&) {
     return std::optional<std::uint64_t>{};
   }
 
@@ -237,8 +271,13 @@ class FdSource : public WindowSource {
   Expected<std::size_t> read_some(std::byte* dst, std::size_t max) override;
   Expected<std::optional<std::uint64_t>> move_direct(std::uint64_t n, int fd,
                                                      std::uint64_t* fd_offset) override;
+  Expected<std::optional<std::uint64_t>> move_pages_direct(std::uint64_t pages, int fd,
+                                                           std::uint64_t fd_offset, std::uint64_t first,
+                                                           const PageFilter& keep) override;
 
  private:
+  bool open_relay();
+  Expected<std::size_t> look_into_relay(std::size_t held);
   Expected<std::optional<std::uint64_t>> relay_into_file(std::size_t len, int fd,
                                                          std::uint64_t* fd_offset);
   Expected<void> copy_out_of_relay(std::size_t n, int fd, std::optional<std::uint64_t>& off,
@@ -256,6 +295,11 @@ class FdSource : public WindowSource {
   int relay_[2] = {-1, -1};
   std::size_t relay_size_ = 0;
   bool relay_ok_ = true;  // cleared when no pipe could be made for it
+  // What the relay holds is duplicated into this pipe with tee(2) and read
+  // into look_buf_ for move_pages_direct's look (made with the relay, at
+  // most its size, so that tee always duplicates all the relay holds).
+  int look_[2] = {-1, -1};
+  std::vector<std::byte> look_buf_;
   std::string name_;
 };
 

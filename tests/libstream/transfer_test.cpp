@@ -511,5 +511,180 @@ TEST(SinkWriteFrom, PipeToPipeBypassesAndOtherSinksPull) {
   }
 }
 
+// Source::transfer_pages(): pages shown to a filter before they are written.
+
+constexpr std::size_t kPg = Source::kPageOctets;
+
+// A file of `n` octets of 0xEE: what a refused page must leave in place.
+void fill_ee(const TempFile& f, std::size_t n) {
+  const Buffer ee(n, std::byte{0xEE});
+  ASSERT_EQ(::pwrite(f.fd(), ee.data(), ee.size(), 0), static_cast<ssize_t>(n));
+}
+
+// What `transfer_pages` of data's pages from `from` at `at` leaves in a file
+// filled with 0xEE when the pages whose index is refused(index) are refused.
+Buffer expected_pages(const Buffer& data, std::size_t from, std::size_t pages, std::size_t at,
+                      std::size_t size, bool (*refused)(std::uint64_t)) {
+  Buffer want(size, std::byte{0xEE});
+  for (std::size_t i = 0; i < pages; ++i) {
+    if (refused(i)) continue;
+    std::copy_n(data.begin() + static_cast<std::ptrdiff_t>(from + i * kPg), kPg,
+                want.begin() + static_cast<std::ptrdiff_t>(at + i * kPg));
+  }
+  return want;
+}
+
+// Every page in order, as the filter saw it, against the input.
+struct Looker {
+  const Buffer* data;
+  std::size_t from;
+  bool (*refused)(std::uint64_t);
+  std::uint64_t next = 0;
+  std::size_t wrong = 0;
+  Source::PageFilter filter() {
+    return [this](std::uint64_t index, Bytes page) {
+      if (index != next++ || page.size() != kPg ||
+          !std::equal(page.begin(), page.end(), data->begin() + static_cast<std::ptrdiff_t>(from + index * kPg))) {
+        ++wrong;
+      }
+      return !refused(index);
+    };
+  }
+};
+
+bool every_third(std::uint64_t i) { return i % 3 == 1; }
+bool none(std::uint64_t) { return false; }
+
+TEST(TransferPages, FromAPipeRefusedPagesAreNeverWrittenAndTheRestAreSpliced) {
+  // The feeder writes 4097 octets at a time, so pages arrive cut across
+  // splices and a relay round ends inside a page.
+  constexpr std::size_t kPages = 700;
+  const Buffer data = pattern(24 + kPages * kPg, 7);
+  PipeFeeder feed(data, {4097}, false);
+  FdSource src(feed.read_fd(), "<pipe>");
+  src.set_read_ahead(false);
+  ASSERT_TRUE(src.skip(24));
+  TempFile out;
+  fill_ee(out, kPg + kPages * kPg);
+  Looker look{&data, 24, every_third};
+  ASSERT_TRUE(src.transfer_pages(kPages, out.fd(), kPg, look.filter(), "pages"));
+  EXPECT_EQ(look.next, kPages);
+  EXPECT_EQ(look.wrong, 0u);
+  EXPECT_EQ(src.position(), data.size());
+  // Written pages spliced, refused ones dropped to /dev/null: none through
+  // the window (the skip's 24 count too).
+  EXPECT_EQ(src.bypassed(), data.size());
+  EXPECT_TRUE(out.contents() == expected_pages(data, 24, kPages, kPg, kPg + kPages * kPg, every_third));
+  auto end = src.at_end();
+  ASSERT_TRUE(end);
+  EXPECT_TRUE(*end);
+}
+
+TEST(TransferPages, MemoryAndBufferedPipeSourcesLeaveTheSameFile) {
+  constexpr std::size_t kPages = 300;
+  const Buffer data = pattern(100 + kPages * kPg, 8);
+  const Buffer want = expected_pages(data, 100, kPages, 0, kPages * kPg, every_third);
+  {
+    MemorySource src(view(data));
+    src.consume(100);
+    TempFile out;
+    fill_ee(out, kPages * kPg);
+    Looker look{&data, 100, every_third};
+    ASSERT_TRUE(src.transfer_pages(kPages, out.fd(), 0, look.filter()));
+    EXPECT_EQ(look.next, kPages);
+    EXPECT_EQ(look.wrong, 0u);
+    EXPECT_EQ(src.bypassed(), 0u);
+    EXPECT_TRUE(out.contents() == want);
+  }
+  {
+    // With read-ahead a pull buffers more than asked: the buffered pages go
+    // from the window (the first one completed from the pipe), the rest
+    // through the relay.
+    PipeFeeder feed(data, {}, false);
+    FdSource src(feed.read_fd(), "<pipe>");
+    ASSERT_TRUE(src.pull(100));
+    src.consume(100);
+    TempFile out;
+    fill_ee(out, kPages * kPg);
+    Looker look{&data, 100, every_third};
+    ASSERT_TRUE(src.transfer_pages(kPages, out.fd(), 0, look.filter()));
+    EXPECT_EQ(look.next, kPages);
+    EXPECT_EQ(look.wrong, 0u);
+    EXPECT_LT(src.bypassed(), kPages * kPg);
+    EXPECT_TRUE(out.contents() == want);
+  }
+}
+
+TEST(TransferPages, InputEndingInsideAPageGivesTheSameOffsetFromAPipeAndFromMemory) {
+  // 10 pages and 1000 octets of a 20-page run: the 10 pages are shown and
+  // written, the cut one is neither, and the error is where the input ends.
+  const Buffer data = pattern(24 + 10 * kPg + 1000, 9);
+  const std::string want_message =
+      "unexpected end of data while reading the data pages [0xa400, 0x14018)";
+  auto check = [&](Source& src, const char* name) {
+    SCOPED_TRACE(name);
+    ASSERT_TRUE(src.skip(24));
+    TempFile out;
+    Looker look{&data, 24, none};
+    auto r = src.transfer_pages(20, out.fd(), 0, look.filter(), "the data pages");
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, ErrorCode::kTruncated);
+    EXPECT_EQ(r.error().offset, data.size());
+    EXPECT_EQ(r.error().message, want_message);
+    EXPECT_EQ(src.position(), data.size());
+    EXPECT_EQ(look.next, 10u);
+    EXPECT_EQ(look.wrong, 0u);
+    expect_file_holds(out, 0, data, 24, 10 * kPg);
+  };
+  MemorySource mem(view(data));
+  check(mem, "memory");
+  PipeFeeder feed(data, {5000}, true);
+  FdSource pipe(feed.read_fd(), "<pipe>");
+  pipe.set_read_ahead(false);
+  check(pipe, "pipe");
+}
+
+TEST(TransferPages, AFileThatRefusesSpliceGetsItsPagesFromTheLook) {
+  // splice(2) into an O_APPEND file fails with EINVAL after the pages are in
+  // the relay: they are written from the copy made for the look, and later
+  // moves go through the window.
+  constexpr std::size_t kPages = 600;
+  const Buffer data = pattern(kPages * kPg, 10);
+  PipeFeeder feed(data, {100000}, false);
+  FdSource src(feed.read_fd(), "<pipe>");
+  src.set_read_ahead(false);
+  TempFile out(O_APPEND);
+  Looker look{&data, 0, none};
+  ASSERT_TRUE(src.transfer_pages(kPages, out.fd(), 0, look.filter()));
+  EXPECT_EQ(look.next, kPages);
+  EXPECT_EQ(look.wrong, 0u);
+  EXPECT_EQ(src.bypassed(), 0u);
+  EXPECT_FALSE(src.moves_directly());
+  EXPECT_TRUE(out.contents() == data);
+}
+
+TEST(TransferPages, AFileThatCannotBeWrittenNamesTheFirstPageKept) {
+  // Page 0 is refused (dropped, not written); page 1 is the first the file
+  // must take, and it refuses.
+  const Buffer data = pattern(24 + 8 * kPg, 11);
+  PipeFeeder feed(data, {}, false);
+  FdSource src(feed.read_fd(), "<pipe>");
+  src.set_read_ahead(false);
+  ASSERT_TRUE(src.skip(24));
+  TempFile file;
+  const int ro = ::open(file.path().c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(ro, 0);
+  auto first_only = [](std::uint64_t i) { return i == 0; };
+  Looker look{&data, 24, first_only};
+  auto r = src.transfer_pages(8, ro, 2 * kPg, look.filter(), "pages");
+  ::close(ro);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ErrorCode::kIo);
+  EXPECT_EQ(r.error().offset, 24u + kPg);
+  EXPECT_NE(r.error().message.find("writing to the destination at offset 0x3000 failed"), std::string::npos)
+      << r.error().message;
+  EXPECT_EQ(src.bypassed(), 24u + kPg);  // the skip's and the dropped page's
+}
+
 }  // namespace
 }  // namespace xenstream

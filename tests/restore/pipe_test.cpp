@@ -89,11 +89,12 @@ TEST_F(PipeRestoreTest, ZeroPagesNeverWrittenStayHoles) {
   EXPECT_LE(st.st_blocks * 512, 64 * 1024);
 }
 
-// The probe reads a run of fresh pages back at once, 512 pages per call:
-// zero pages on both sides of that boundary and at a record's ends become
-// holes, and a page whose first octets are zero but not its last is kept.
-TEST_F(PipeRestoreTest, ProbedRunsFindEveryZeroPageAndNoOther) {
-  const std::set<std::uint64_t> zeros{0, 511, 512, 513, 1023, 1099};
+// Fresh pages are looked at before they are written, a relay round (1 MiB,
+// 256 pages) at a time: zero pages on both sides of a round's boundary and
+// at a record's ends become holes, and a page whose first octets are zero
+// but not its last is written.
+TEST_F(PipeRestoreTest, LookedAtRunsFindEveryZeroPageAndNoOther) {
+  const std::set<std::uint64_t> zeros{0, 255, 256, 511, 512, 513, 1023, 1099};
   const std::set<std::uint64_t> tails{3, 600, 1024};
   StreamSpec s;
   PartSpec p;

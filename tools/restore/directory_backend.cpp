@@ -4,13 +4,10 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <cerrno>
-#include <climits>
 #include <cstring>
 
 #include <xenstream/libstream/format/libxc.h>
@@ -363,143 +360,51 @@ Expected<void> DirectoryBackend::apply_direct(const PageDataView& v) {
   return flush();
 }
 
-namespace {
-
-// The first kProbe octets of `pages` consecutive pages of `fd` from `offset`
-// into probes[0..pages): one preadv per kProbeBatch pages, whose other
-// octets land in one small scratch page (kept hot in the cache). Against a
-// pread per page this is one system call instead of 512, and a read-only
-// mapping costs a fault per page on a virtual machine with shadow page
-// tables; copying the rest of the page once more is cheaper than either.
-constexpr std::size_t kProbe = 64;
-constexpr std::size_t kProbeBatch = 512;  // two iovecs a page: IOV_MAX is 1024
-constexpr std::size_t kWholeBatch = 256;  // pages read whole at once (1 MiB)
-
-Expected<void> probe_pages(int fd, std::uint64_t offset, std::size_t pages,
-                           std::array<std::byte, kProbe>* probes) {
-  static_assert(2 * kProbeBatch <= IOV_MAX);
-  static thread_local std::array<std::byte, kPage - kProbe> scratch;
-  std::array<iovec, 2 * kProbeBatch> iov;
-  while (pages > 0) {
-    const std::size_t n = std::min(pages, kProbeBatch);
-    for (std::size_t i = 0; i < n; ++i) {
-      iov[2 * i] = {probes[i].data(), kProbe};
-      iov[2 * i + 1] = {scratch.data(), scratch.size()};
-    }
-    const ssize_t got = ::preadv(fd, iov.data(), static_cast<int>(2 * n), static_cast<off_t>(offset));
-    if (got < 0 && errno == EINTR) continue;
-    if (got < 0) return io_error("reading back " + std::string(kMemoryName) + " at " + hex(offset) + " failed", errno);
-    // A short read (a signal, or a file system that stops early) is
-    // continued from the first page it did not finish.
-    const std::size_t whole = static_cast<std::size_t>(got) / kPage;
-    if (whole == 0) {
-      return make_error(ErrorCode::kIo, 0,
-                        std::string(kMemoryName) + " ends at " + hex(offset + static_cast<std::uint64_t>(got)) +
-                            ", inside pages just written");
-    }
-    offset += whole * kPage;
-    probes += whole;
-    pages -= whole;
-  }
-  return {};
-}
-
-}  // namespace
-
 // apply_direct() with the data moved from the input by Source::transfer():
 // a run of consecutive pfns is one transfer into memory.raw at its offset.
-// The zero pages that apply_direct() leaves as holes are found afterwards
-// in the file itself and punched out again, so memory.raw comes out the
-// same, holes included: a page with data is told apart by its first 64
-// octets, read back for a whole run of pages at once (probe_pages); only
-// pages whose first octets are zero are read whole (a stretch at a time),
-// and a stretch of zero pages is one hole punched.
+// Zero pages stay holes as in apply_direct(): where a run has pfns with no
+// data written yet, it goes through Source::transfer_pages(), which shows
+// each page before writing it (from a pipe, a copy made with tee(2) while
+// the page itself goes to the file inside the kernel), and a zero page for
+// such a pfn is not written at all.
 Expected<void> DirectoryBackend::apply_direct_from(const PageDataView& v, Source& in) {
   std::uint64_t run_pfn = 0;
   std::uint64_t run_pages = 0;
+  bool run_fresh = false;  // a pfn of the run has had no data written yet
+  const Source::PageFilter keep = [&](std::uint64_t index, Bytes page) {
+    std::uint8_t& m = map_.at(run_pfn + index);
+    if (m & PageMap::kWritten) return true;
+    if (is_zero_page(page.data())) return false;
+    m |= PageMap::kWritten;
+    return true;
+  };
   auto flush = [&]() -> Expected<void> {
     if (run_pages == 0) return {};
-    XS_TRY(in.transfer(run_pages * kPage, mem_fd_.get(), run_pfn * kPage, "the data pages"));
+    if (run_fresh) {
+      XS_TRY(in.transfer_pages(run_pages, mem_fd_.get(), run_pfn * kPage, keep, "the data pages"));
+    } else {
+      XS_TRY(in.transfer(run_pages * kPage, mem_fd_.get(), run_pfn * kPage, "the data pages"));
+    }
     run_pages = 0;
+    run_fresh = false;
     return {};
   };
-  // Pfns sent with data that had none written before: zero ones become holes.
-  std::vector<std::uint64_t> fresh;
   for (std::uint32_t i = 0; i < v.count; ++i) {
     const std::uint64_t pfn = v.pfn(i);
     const unsigned t = v.type(i);
     std::uint8_t& m = map_.at(pfn);
     if (xc::page_type_has_data(t)) {
-      if (run_pages > 0 && pfn == run_pfn + run_pages) {
-        ++run_pages;
-      } else {
+      if (!(run_pages > 0 && pfn == run_pfn + run_pages)) {
         XS_TRY(flush());
         run_pfn = pfn;
-        run_pages = 1;
       }
-      if (!(m & PageMap::kWritten)) fresh.push_back(pfn);
+      ++run_pages;
+      if (!(m & PageMap::kWritten)) run_fresh = true;
     }
     m = static_cast<std::uint8_t>((m & ~PageMap::kTypeMask) | t | PageMap::kSeen |
                                   (xc::page_type_populates(t) ? PageMap::kPopulated : 0));
   }
-  XS_TRY(flush());
-  auto all_zero = [](const std::array<std::byte, kProbe>& p) {
-    return std::all_of(p.begin(), p.end(), [](std::byte b) { return b == std::byte{0}; });
-  };
-  // Consecutive zero pages are punched out at once.
-  std::uint64_t hole_pfn = 0;
-  std::uint64_t hole_pages = 0;
-  auto punch = [&]() -> Expected<void> {
-    if (hole_pages == 0) return {};
-    if (::fallocate(mem_fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(hole_pfn * kPage),
-                    static_cast<off_t>(hole_pages * kPage)) != 0 &&
-        errno != EOPNOTSUPP) {
-      return io_error("cannot punch a hole for zero pages into memory.raw at " + hex(hole_pfn * kPage), errno);
-    }
-    hole_pages = 0;
-    return {};
-  };
-  std::vector<std::array<std::byte, kProbe>> probes;
-  std::vector<std::byte> whole;
-  for (std::size_t i = 0; i < fresh.size();) {
-    // A run of consecutive fresh pfns is probed at once.
-    std::size_t n = 1;
-    while (i + n < fresh.size() && fresh[i + n] == fresh[i] + n) ++n;
-    probes.resize(n);
-    XS_TRY(probe_pages(mem_fd_.get(), fresh[i] * kPage, n, probes.data()));
-    for (std::size_t k = 0; k < n;) {
-      const std::uint64_t pfn = fresh[i + k];
-      std::uint8_t& m = map_.at(pfn);
-      if (m & PageMap::kWritten) {  // sent twice in this record
-        ++k;
-        continue;
-      }
-      if (!all_zero(probes[k])) {
-        m |= PageMap::kWritten;
-        ++k;
-        continue;
-      }
-      // Pages whose first octets are zero, read whole a stretch at a time.
-      std::size_t z = 1;
-      while (k + z < n && z < kWholeBatch && all_zero(probes[k + z]) && !(map_.at(pfn + z) & PageMap::kWritten)) ++z;
-      whole.resize(z * kPage);
-      XS_TRY(pread_all(mem_fd_.get(), std::span<std::byte>(whole), pfn * kPage, kMemoryName));
-      for (std::size_t j = 0; j < z; ++j) {
-        if (!is_zero_page(whole.data() + j * kPage)) {
-          map_.at(pfn + j) |= PageMap::kWritten;
-        } else if (hole_pages > 0 && pfn + j == hole_pfn + hole_pages) {
-          ++hole_pages;
-        } else {
-          XS_TRY(punch());
-          hole_pfn = pfn + j;
-          hole_pages = 1;
-        }
-      }
-      k += z;
-    }
-    i += n;
-  }
-  return punch();
+  return flush();
 }
 
 // After the first commit, pages are appended to the staged-pages file and
