@@ -14,6 +14,17 @@ Error RecordView::error_at(std::size_t body_off, std::string message, ErrorCode 
   return e;
 }
 
+Error RecordView::cut_short(Error e, std::uint64_t input_end) const {
+  const std::uint64_t end = offset + 8 + ((std::uint64_t{length} + 7) & ~std::uint64_t{7});
+  e.offset = input_end;
+  e.range = ByteRange{offset, end};
+  e.message = label() + ": truncated: the record needs [" + hex(offset) + ", " + hex(end) +
+              ") but the input ends at " + hex(input_end);
+  e.record_index = index;
+  e.record_type = type;
+  return e;
+}
+
 void RecordReader::release() {
   if (pending_ > 0) {
     src_.consume(pending_);
@@ -100,11 +111,7 @@ Expected<RecordView> RecordReader::view_of(std::size_t upto) {
     Error e = std::move(all).error();
     if (e.code == ErrorCode::kTruncated) {
       auto avail = src_.peek(want);
-      const std::uint64_t input_end = at + (avail ? avail->size() : 0);
-      e.offset = input_end;
-      e.range = ByteRange{at, at + 8 + padded};
-      e.message = current_.label() + ": truncated: the record needs [" + hex(at) + ", " +
-                  hex(at + 8 + padded) + ") but the input ends at " + hex(input_end);
+      e = current_.cut_short(std::move(e), at + (avail ? avail->size() : 0));
     }
     e.record_index = current_.index;
     e.record_type = current_.type;

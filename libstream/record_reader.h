@@ -34,6 +34,11 @@ struct RecordView {
   // An error located in this record's body at `body_off`.
   Error error_at(std::size_t body_off, std::string message,
                  ErrorCode code = ErrorCode::kMalformed) const;
+  // `e`, a truncation inside this record with the input ending at
+  // `input_end`, as a record cut short is reported wherever it is found
+  // (the reader, or a tool moving the record's body on from a pipe): at
+  // input_end, with the record's whole extent as its range.
+  Error cut_short(Error e, std::uint64_t input_end) const;
 };
 
 struct ReaderLimits {

@@ -161,17 +161,18 @@ TEST_F(PipeRestoreTest, CutInsideThePagesStopsAtTheExactOffset) {
       EXPECT_EQ(pipe.error->message.rfind("record #", 0), 0u) << pipe.error->message;
     }
     EXPECT_EQ(mem.error->offset, cut) << mem.error->describe();
+    // The same error, rule included, as the cursor gives from memory.
+    EXPECT_EQ(pipe.error->describe(), mem.error->describe());
+    EXPECT_EQ(pipe.rule.has_value(), mem.rule.has_value());
   }
 }
 
-TEST_F(PipeRestoreTest, PvPagesStillPassThroughTheRules) {
-  // Every data page of a PV guest is read into user space for the rules:
-  // the page tables (L1-L4, pinned or not) for LIBXC-PAGE-11, and any NOTAB
-  // page may be the start_info page LIBXC-VCPU-17 reads. None bypasses it.
+// 400 PV pages in batches of 128, page tables among them (empty, so that
+// no entry refers beyond the p2m); `tables` and `data` count them.
+StreamSpec small_pv(std::uint64_t& tables, std::uint64_t& data) {
   StreamSpec s;
   s.hvm = false;
   PartSpec p;
-  std::uint64_t tables = 0, data = 0;
   for (std::uint64_t pfn = 0; pfn < 400; ++pfn) {
     unsigned type = 0;
     if (pfn % 50 == 7) type = 1 + static_cast<unsigned>(pfn % 4);  // L1..L4
@@ -187,6 +188,15 @@ TEST_F(PipeRestoreTest, PvPagesStillPassThroughTheRules) {
   p.vcpu_basic[0][5008 + 1] = std::byte{0x70};  // ctrlreg[3] = 7 << 12
   p.shared_info = std::vector<std::byte>(4096, std::byte{9});
   s.parts.push_back(p);
+  return s;
+}
+
+TEST_F(PipeRestoreTest, PvPagesStillPassThroughTheRules) {
+  // Every data page of a PV guest is read into user space for the rules:
+  // the page tables (L1-L4, pinned or not) for LIBXC-PAGE-11, and any NOTAB
+  // page may be the start_info page LIBXC-VCPU-17 reads. None bypasses it.
+  std::uint64_t tables = 0, data = 0;
+  const StreamSpec s = small_pv(tables, data);
   const BuiltStream b = build_stream(s);
   const RestoreReport mem = restore_bytes(Bytes(b.bytes), dir("mem"));
   ASSERT_EQ(mem.status, RestoreStatus::kComplete) << describe(mem);
@@ -199,6 +209,27 @@ TEST_F(PipeRestoreTest, PvPagesStillPassThroughTheRules) {
   EXPECT_GT(tables, 0u);
   EXPECT_EQ(bypassed, 0u);
   EXPECT_EQ(r.warnings, mem.warnings);
+}
+
+TEST_F(PipeRestoreTest, ACutInsidePagesTheRulesReadIsTheRecordCutShort) {
+  // PV pages are pulled for the rules; a pull the input ends inside used to
+  // stop at the first octet asked for, without STREAM-04. Now the error is
+  // the cursor's, as from memory: where the input ends, the rule included.
+  std::uint64_t tables = 0, data = 0;
+  const BuiltStream b = build_stream(small_pv(tables, data));
+  for (std::uint64_t cut : {std::uint64_t{0x2345}, std::uint64_t{0x60001}}) {
+    ASSERT_LT(cut, b.bytes.size());
+    const RestoreReport mem = restore_bytes(Bytes(b.bytes).first(cut), dir("m" + std::to_string(cut)));
+    const RestoreReport pipe = restore_pipe(Bytes(b.bytes).first(cut), dir("p" + std::to_string(cut)), {}, {}, 4097);
+    ASSERT_TRUE(pipe.error && mem.error);
+    EXPECT_EQ(pipe.status, RestoreStatus::kInvalid);
+    EXPECT_EQ(pipe.status, mem.status);
+    EXPECT_EQ(pipe.error->offset, cut) << pipe.error->describe();
+    EXPECT_EQ(pipe.error->describe(), mem.error->describe());
+    ASSERT_TRUE(pipe.rule && mem.rule);
+    EXPECT_EQ(pipe.rule->rule, "STREAM-04");
+    EXPECT_EQ(pipe.rule->rule, mem.rule->rule);
+  }
 }
 
 }  // namespace

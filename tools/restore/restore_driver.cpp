@@ -70,6 +70,8 @@ class Driver {
   Expected<void> handle_libxc(const RecordView& rec);
   Expected<void> page_data(RecordView rec);
   Expected<void> page_data_moved(const RecordView& rec);
+  std::optional<Error> finish_judged_head(const RecordView& rec);
+  std::optional<Error> cut_inside(const RecordView& rec);
   Expected<void> handle_libxl(const RecordView& rec);
   Expected<void> start_domain();
   Expected<void> commit_checkpoint();
@@ -157,7 +159,16 @@ RestoreReport Driver::run() {
       }
       if (!rec) return read_failed(std::move(rec).error());
     }
-    if (engine_.record(cur_, *rec)) return rule_broke();
+    if (engine_.record(cur_, *rec)) {
+      // From a pipe a PAGE_DATA head is judged before the rest of the record
+      // arrives. Xen reads a record whole before it looks at it, so after a
+      // commit a record the input ends inside is a failover (as the cursor
+      // finds it from memory), whatever its head breaks.
+      if (!rec->complete()) {
+        if (auto cut = finish_judged_head(*rec); cut && commits_ > 0) return read_failed(std::move(*cut));
+      }
+      return rule_broke();
+    }
     if (engine_.fails_over_here()) {
       // A COLO secondary reads this CHECKPOINT_STATE as a broken channel.
       return stream_broke(rec->error_at(0, "CHECKPOINT_STATE id " + hex(rec->fields().u32(0)) +
@@ -165,8 +176,17 @@ RestoreReport Driver::run() {
                                                "broken channel and fails over"));
     }
     if (auto r = handle(*rec); !r) {
-      if (engine_.broken()) return rule_broke();  // PAGE_DATA padding, checked last
       Error e = std::move(r).error();
+      // PAGE_DATA from a pipe is judged and applied as it arrives. After a
+      // commit, a record the input ends inside is a failover whatever was
+      // found in it first (Xen reads a record whole before it acts on it).
+      if (commits_ > 0 && !rec->complete() && e.code != ErrorCode::kTruncated && e.code != ErrorCode::kIo) {
+        if (auto cut = cut_inside(*rec)) return read_failed(std::move(*cut));
+      }
+      // A record cut short found while its body was read on: as when the
+      // cursor finds it.
+      if (e.code == ErrorCode::kTruncated) return read_failed(std::move(e));
+      if (engine_.broken()) return rule_broke();  // PAGE_DATA padding, checked last
       return is_backend_fault(e) ? backend_failed(std::move(e)) : stream_broke(std::move(e));
     }
     if (engine_.broken()) return rule_broke();
@@ -382,6 +402,43 @@ Expected<void> Driver::page_data(RecordView rec) {
   return {};
 }
 
+// The restore stopped inside `rec`, a PAGE_DATA record from a pipe: the rest
+// of it is read past, and the cut returned when the input ends inside it.
+std::optional<Error> Driver::cut_inside(const RecordView& rec) {
+  cur_.detach();  // what the cursor still holds of the record is consumed (once)
+  const std::uint64_t end = rec.offset + 8 + ((std::uint64_t{rec.length} + 7) & ~std::uint64_t{7});
+  if (src_.position() >= end) return std::nullopt;
+  if (auto sk = src_.skip(end - src_.position(), rec.label()); !sk) {
+    Error e = std::move(sk).error();
+    if (e.code == ErrorCode::kTruncated) e = rec.cut_short(std::move(e), src_.position());
+    return e;
+  }
+  return std::nullopt;
+}
+
+// A PAGE_DATA head (from a pipe) broke a rule: the rest of the record is
+// read past as Xen would read it, and its padding judged, so that the rules
+// report what they report for the whole record from memory. Returns the
+// error when the input does not hold the whole record.
+std::optional<Error> Driver::finish_judged_head(const RecordView& rec) {
+  const std::uint64_t rest = cur_.detach();  // the views of `rec` are void from here
+  const auto pad = static_cast<std::size_t>(((std::uint64_t{rec.length} + 7) & ~std::uint64_t{7}) - rec.length);
+  auto cut = [&](Error e) {
+    if (e.code != ErrorCode::kTruncated) return e;
+    auto avail = src_.peek(pad);
+    return rec.cut_short(std::move(e), src_.position() + (avail ? avail->size() : 0));
+  };
+  if (auto sk = src_.skip(rest - pad, rec.label()); !sk) return cut(std::move(sk).error());
+  auto padding = src_.pull(pad, rec.label() + ": its padding");
+  if (!padding) return cut(std::move(padding).error());
+  RecordView tail = rec;
+  tail.body = Bytes{};
+  tail.padding = padding->first(pad);
+  engine_.padding(tail);
+  src_.consume(pad);
+  return std::nullopt;
+}
+
 // PAGE_DATA from an input that moves data without a copy (a pipe): the rules
 // have seen the count and every entry; the cursor hands the rest of the
 // record over, and the pages go from the input to the backend in slices of
@@ -400,6 +457,14 @@ Expected<void> Driver::page_data_moved(const RecordView& rec) {
   const std::uint64_t rest = cur_.detach();  // the views of `rec` are void from here
   const std::uint64_t data_octets = std::uint64_t{xc::kPageSize} * v->data_pages;
   const std::string what = rec.label() + ": its pages";
+  // Input that ends inside the record is reported as the cursor reports a
+  // record cut short (from memory it sees the cut before the record), at
+  // the octet where the input ended: `wanted` octets were asked for.
+  auto cut = [&](Error e, std::size_t wanted) {
+    if (e.code != ErrorCode::kTruncated) return e;
+    auto avail = src_.peek(wanted);
+    return rec.cut_short(std::move(e), src_.position() + (avail ? avail->size() : 0));
+  };
   std::uint32_t first = 0;
   std::size_t pages_done = 0;
   while (first < count) {
@@ -422,18 +487,10 @@ Expected<void> Driver::page_data_moved(const RecordView& rec) {
     if (pages == 0) {
       XS_TRY(be_.apply_pages(slice));
     } else if (!*needed) {
-      if (auto r = be_.apply_pages_from(slice, src_); !r) {
-        Error e = std::move(r).error();
-        if (e.code == ErrorCode::kTruncated) {
-          e.message = rec.label() + ": " + e.message;
-          e.record_index = rec.index;
-          e.record_type = rec.type;
-        }
-        return e;
-      }
+      if (auto r = be_.apply_pages_from(slice, src_); !r) return cut(std::move(r).error(), 0);
     } else {
       auto got = src_.pull(xc::kPageSize * pages, what);
-      if (!got) return std::move(got).error();
+      if (!got) return cut(std::move(got).error(), xc::kPageSize * pages);
       slice.pages = got->first(xc::kPageSize * pages);
       std::size_t k = 0;
       for (std::uint32_t i = first; i < last; ++i) {
@@ -453,7 +510,7 @@ Expected<void> Driver::page_data_moved(const RecordView& rec) {
   // The padding (0-7 octets; none for a well-formed record of whole pages).
   const auto pad = static_cast<std::size_t>(rest - data_octets);
   auto padding = src_.pull(pad, rec.label() + ": its padding");
-  if (!padding) return std::move(padding).error();
+  if (!padding) return cut(std::move(padding).error(), pad);
   head.body = Bytes{};
   head.padding = padding->first(pad);
   engine_.padding(head);

@@ -152,9 +152,7 @@ bool Verifier::skip_pages(StreamCursor& cur, const RecordView& rec) {
   auto cut = [&](Error e) {
     if (e.code == ErrorCode::kTruncated) {
       const std::uint64_t input_end = e.offset;
-      e.range = ByteRange{rec.offset, rec.offset + 8 + padded};
-      e.message = rec.label() + ": truncated: the record needs [" + hex(rec.offset) + ", " +
-                  hex(rec.offset + 8 + padded) + ") but the input ends at " + hex(input_end);
+      e = rec.cut_short(std::move(e), input_end);
     }
     e.record_index = rec.index;
     e.record_type = rec.type;
