@@ -8,9 +8,13 @@
 #                              splice (one copy, through a relay pipe so that
 #                              the feeding cat runs meanwhile);
 #   `cat stream > file`        no pipe at all: coreutils 9 copies file to
-#                              file with copy_file_range inside the kernel,
-#                              the floor for any reader of a pipe that cat
-#                              must fill first;
+#                              file with copy_file_range inside the kernel
+#                              (one copy, no second process);
+#   `cat stream | pipe_drain`  the feeder alone: a reader that splices the
+#                              pipe to /dev/null and writes nothing, the
+#                              ceiling of anything reading cat's pipe. Its
+#                              ratio to `cat stream > file` is the most any
+#                              restore from that pipe could reach there;
 # with CPU time and peak RSS. Then the same for a checkpointed stream, whose
 # later checkpoints go through the staging file and the commit journal.
 #
@@ -20,8 +24,8 @@
 # the restore leaves as holes (gen_bench_stream --sparse); for the large
 # runs (8 GiB) that show the cost grows with the size and no faster.
 #
-# BUILD_DIR holds tools/restore/streamrestore and
-# bench/restore/gen_bench_stream (make streamrestore gen_bench_stream).
+# BUILD_DIR holds tools/restore/streamrestore, bench/restore/gen_bench_stream
+# and bench/walk/pipe_drain (make streamrestore gen_bench_stream pipe_drain).
 # WORK_DIR (default: a new directory under $TMPDIR) needs room for about
 # three times SIZE_MIB (a directory on tmpfs, e.g. /dev/shm, takes the disk's
 # write-back out of the figures). The stream is read once beforehand, so every run reads
@@ -34,8 +38,9 @@ build=${1:?usage: run.sh BUILD_DIR [SIZE_MIB] [WORK_DIR]}
 size=${2:-1024}
 restore="$build/tools/restore/streamrestore"
 gen="$build/bench/restore/gen_bench_stream"
-for f in "$restore" "$gen"; do
-  [[ -x $f ]] || { echo "run.sh: $f is missing; build streamrestore and gen_bench_stream" >&2; exit 2; }
+drain="$build/bench/walk/pipe_drain"
+for f in "$restore" "$gen" "$drain"; do
+  [[ -x $f ]] || { echo "run.sh: $f is missing; build streamrestore, gen_bench_stream and pipe_drain" >&2; exit 2; }
 done
 [[ -x /usr/bin/time ]] || { echo "run.sh: needs GNU time (/usr/bin/time)" >&2; exit 2; }
 work=${3:-$(mktemp -d "${TMPDIR:-/tmp}/xs-bench-restore.XXXXXX")}
@@ -75,12 +80,13 @@ measure() {  # measure LABEL STREAM
   local T="/usr/bin/time -o $work/time -f '%U %S %M'"
   run3 copy "$T cat '$stream' > '$work/copy'"
   run3 pipe "cat '$stream' | $T cat > '$work/copy'"
+  run3 drain "cat '$stream' | $T '$drain' 2> /dev/null"
   run3 rest "cat '$stream' | $T '$restore' -q - --out '$work/out'"
   awk -v label="$label" -v bytes="$bytes" -v tc="$copy_wall" -v tp="$pipe_wall" -v tr="$rest_wall" \
-      -v cp="$pipe_cpu" -v cr="$rest_cpu" -v rss="$rest_rss" 'BEGIN {
+      -v td="$drain_wall" -v cp="$pipe_cpu" -v cr="$rest_cpu" -v rss="$rest_rss" 'BEGIN {
     mib = bytes / 1048576
-    printf "%-34s %5d MiB | cat|cat > file %5.0f MiB/s (cpu %.2f s) | cat|streamrestore %5.0f MiB/s (cpu %.2f s) | ratio %.2f (goal 1.0) | cat > file %5.0f MiB/s, ratio %.2f | peak RSS %.1f MiB\n",
-      label, mib, mib / tp, cp, mib / tr, cr, tp / tr, mib / tc, tc / tr, rss / 1024
+    printf "%-34s %5d MiB | cat|cat > file %5.0f MiB/s (cpu %.2f s) | cat|streamrestore %5.0f MiB/s (cpu %.2f s) | ratio %.2f (goal 1.0) | cat > file %5.0f MiB/s, ratio %.2f (cat|pipe_drain %.2f: the ceiling) | peak RSS %.1f MiB\n",
+      label, mib, mib / tp, cp, mib / tr, cr, tp / tr, mib / tc, tc / tr, tc / td, rss / 1024
   }'
 }
 
