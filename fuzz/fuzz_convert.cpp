@@ -11,7 +11,6 @@
 // legacy reader leaves each batch's pages in the input and the converter
 // moves them on (LegacyReaderOptions::defer_pages): its output, or its
 // error, must be exactly the one from memory without random access.
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <cstddef>
@@ -64,19 +63,16 @@ bool check(Bytes in, convert::OutputFormat format) {
 // already holds the whole input: the deferred page path against the batch
 // read whole.
 void check_pipe_agrees(Bytes in) {
-  int p[2];
-  if (::pipe2(p, O_CLOEXEC) != 0) return;
-  const bool whole = ::fcntl(p[1], F_SETPIPE_SZ, 1 << 20) >= static_cast<int>(in.size()) &&
-                     (in.empty() || ::write(p[1], in.data(), in.size()) == static_cast<ssize_t>(in.size()));
-  ::close(p[1]);
-  if (whole) {
+  const int fd = fuzz::pipe_holding(in);
+  if (fd < 0) return;
+  {  // the source borrows fd: gone before it is closed
     convert::ConvertOptions o;
     o.spool_memory = 16u << 10;
     o.skip_qemu = true;
     MemorySource mem(in);
     BufferSink from_mem;
     auto m = convert::convert_legacy(mem, from_mem, o);
-    FdSource pipe(p[0], "<pipe>");
+    FdSource pipe(fd, "<pipe>");
     BufferSink from_pipe;
     auto q = convert::convert_legacy(pipe, from_pipe, o);
     FUZZ_CHECK(m.has_value() == q.has_value(),
@@ -89,7 +85,7 @@ void check_pipe_agrees(Bytes in) {
                  "from memory: " + m.error().describe() + "; from a pipe: " + q.error().describe());
     }
   }
-  ::close(p[0]);
+  ::close(fd);
 }
 
 }  // namespace

@@ -94,13 +94,10 @@ std::string memory_of(const fs::path& dir) {
 // From a pipe that already holds the whole input, as streamrestore opens
 // standard input (no read-ahead), against the restore from memory in `mem`.
 void check_pipe_agrees(Bytes in, const restore::RestoreReport& m, const fs::path& mem) {
-  int p[2];
-  if (::pipe2(p, O_CLOEXEC) != 0) return;
-  const bool whole = ::fcntl(p[1], F_SETPIPE_SZ, 1 << 20) >= static_cast<int>(in.size()) &&
-                     (in.empty() || ::write(p[1], in.data(), in.size()) == static_cast<ssize_t>(in.size()));
-  ::close(p[1]);
-  if (whole) {
-    FdSource pipe(p[0], "<pipe>");
+  const int fd = fuzz::pipe_holding(in);
+  if (fd < 0) return;
+  {  // the source borrows fd: gone before it is closed
+    FdSource pipe(fd, "<pipe>");
     pipe.set_read_ahead(false);
     auto c = read_container(pipe);
     FUZZ_CHECK(c.has_value(), "the container reads from memory, not from a pipe: " + c.error().describe());
@@ -134,7 +131,7 @@ void check_pipe_agrees(Bytes in, const restore::RestoreReport& m, const fs::path
     std::error_code ec;
     fs::remove_all(out, ec);
   }
-  ::close(p[0]);
+  ::close(fd);
 }
 
 }  // namespace

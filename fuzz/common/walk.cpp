@@ -1,5 +1,8 @@
 #include "fuzz/common/walk.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -255,6 +258,17 @@ void check_same_walk(const WalkResult& a, const WalkResult& b, const char* what)
   }
   FUZZ_CHECK(same, std::string(what) + ":\n--- first walk\n" + a.describe() +
                        "--- second walk\n" + b.describe());
+}
+
+int pipe_holding(Bytes in) {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) != 0) return -1;
+  const bool whole = ::fcntl(p[1], F_SETPIPE_SZ, 1 << 20) >= static_cast<int>(in.size()) &&
+                     (in.empty() || ::write(p[1], in.data(), in.size()) == static_cast<ssize_t>(in.size()));
+  ::close(p[1]);
+  if (whole) return p[0];
+  ::close(p[0]);
+  return -1;
 }
 
 }  // namespace xenstream::fuzz

@@ -87,4 +87,9 @@ void check_same_walk(const WalkResult& a, const WalkResult& b, const char* what)
 // True when two errors agree in every field.
 bool same_error(const Error& a, const Error& b);
 
+// A pipe that already holds all of `in` and is closed for writing, so that
+// a reader needs no writer thread: its read end, or -1 when the input does
+// not fit in one pipe (more than 1 MiB, or a lower system limit).
+int pipe_holding(Bytes in);
+
 }  // namespace xenstream::fuzz

@@ -584,35 +584,27 @@ TEST(TransferPages, MemoryAndBufferedPipeSourcesLeaveTheSameFile) {
   constexpr std::size_t kPages = 300;
   const Buffer data = pattern(100 + kPages * kPg, 8);
   const Buffer want = expected_pages(data, 100, kPages, 0, kPages * kPg, every_third);
-  {
-    MemorySource src(view(data));
+  // Moves the pages after a 100-octet header; returns what was bypassed.
+  auto run = [&](Source& src) -> std::uint64_t {
+    EXPECT_TRUE(src.pull(100));
     src.consume(100);
     TempFile out;
     fill_ee(out, kPages * kPg);
     Looker look{&data, 100, every_third};
-    ASSERT_TRUE(src.transfer_pages(kPages, out.fd(), 0, look.filter()));
+    EXPECT_TRUE(src.transfer_pages(kPages, out.fd(), 0, look.filter()));
     EXPECT_EQ(look.next, kPages);
     EXPECT_EQ(look.wrong, 0u);
-    EXPECT_EQ(src.bypassed(), 0u);
     EXPECT_TRUE(out.contents() == want);
-  }
-  {
-    // With read-ahead a pull buffers more than asked: the buffered pages go
-    // from the window (the first one completed from the pipe), the rest
-    // through the relay.
-    PipeFeeder feed(data, {}, false);
-    FdSource src(feed.read_fd(), "<pipe>");
-    ASSERT_TRUE(src.pull(100));
-    src.consume(100);
-    TempFile out;
-    fill_ee(out, kPages * kPg);
-    Looker look{&data, 100, every_third};
-    ASSERT_TRUE(src.transfer_pages(kPages, out.fd(), 0, look.filter()));
-    EXPECT_EQ(look.next, kPages);
-    EXPECT_EQ(look.wrong, 0u);
-    EXPECT_LT(src.bypassed(), kPages * kPg);
-    EXPECT_TRUE(out.contents() == want);
-  }
+    return src.bypassed();
+  };
+  MemorySource mem(view(data));
+  EXPECT_EQ(run(mem), 0u);
+  // With read-ahead a pull buffers more than asked: the buffered pages go
+  // from the window, and completing the page cut at its end reads ahead
+  // again (what streamrestore avoids by turning read-ahead off).
+  PipeFeeder feed(data, {}, false);
+  FdSource pipe(feed.read_fd(), "<pipe>");
+  EXPECT_LT(run(pipe), kPages * kPg);
 }
 
 TEST(TransferPages, InputEndingInsideAPageGivesTheSameOffsetFromAPipeAndFromMemory) {
