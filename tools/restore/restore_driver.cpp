@@ -72,6 +72,7 @@ class Driver {
   Expected<void> page_data_moved(const RecordView& rec);
   std::optional<Error> finish_judged_head(const RecordView& rec);
   std::optional<Error> cut_inside(const RecordView& rec);
+  Error cut_within(const RecordView& rec, Error e, std::size_t wanted);
   Expected<void> handle_libxl(const RecordView& rec);
   Expected<void> start_domain();
   Expected<void> commit_checkpoint();
@@ -402,17 +403,22 @@ Expected<void> Driver::page_data(RecordView rec) {
   return {};
 }
 
+// `e` from reading on inside `rec` after the cursor handed it over (a skip,
+// a transfer, or a pull of `wanted` octets): a truncation becomes the record
+// cut short, at the octet where the input ends; anything else is unchanged.
+Error Driver::cut_within(const RecordView& rec, Error e, std::size_t wanted) {
+  if (e.code != ErrorCode::kTruncated) return e;
+  auto avail = src_.peek(wanted);
+  return rec.cut_short(std::move(e), src_.position() + (avail ? avail->size() : 0));
+}
+
 // The restore stopped inside `rec`, a PAGE_DATA record from a pipe: the rest
 // of it is read past, and the cut returned when the input ends inside it.
 std::optional<Error> Driver::cut_inside(const RecordView& rec) {
   cur_.detach();  // what the cursor still holds of the record is consumed (once)
   const std::uint64_t end = rec.offset + 8 + ((std::uint64_t{rec.length} + 7) & ~std::uint64_t{7});
   if (src_.position() >= end) return std::nullopt;
-  if (auto sk = src_.skip(end - src_.position(), rec.label()); !sk) {
-    Error e = std::move(sk).error();
-    if (e.code == ErrorCode::kTruncated) e = rec.cut_short(std::move(e), src_.position());
-    return e;
-  }
+  if (auto sk = src_.skip(end - src_.position(), rec.label()); !sk) return cut_within(rec, std::move(sk).error(), 0);
   return std::nullopt;
 }
 
@@ -423,11 +429,7 @@ std::optional<Error> Driver::cut_inside(const RecordView& rec) {
 std::optional<Error> Driver::finish_judged_head(const RecordView& rec) {
   const std::uint64_t rest = cur_.detach();  // the views of `rec` are void from here
   const auto pad = static_cast<std::size_t>(((std::uint64_t{rec.length} + 7) & ~std::uint64_t{7}) - rec.length);
-  auto cut = [&](Error e) {
-    if (e.code != ErrorCode::kTruncated) return e;
-    auto avail = src_.peek(pad);
-    return rec.cut_short(std::move(e), src_.position() + (avail ? avail->size() : 0));
-  };
+  auto cut = [&](Error e) { return cut_within(rec, std::move(e), pad); };
   if (auto sk = src_.skip(rest - pad, rec.label()); !sk) return cut(std::move(sk).error());
   auto padding = src_.pull(pad, rec.label() + ": its padding");
   if (!padding) return cut(std::move(padding).error());
@@ -460,11 +462,7 @@ Expected<void> Driver::page_data_moved(const RecordView& rec) {
   // Input that ends inside the record is reported as the cursor reports a
   // record cut short (from memory it sees the cut before the record), at
   // the octet where the input ended: `wanted` octets were asked for.
-  auto cut = [&](Error e, std::size_t wanted) {
-    if (e.code != ErrorCode::kTruncated) return e;
-    auto avail = src_.peek(wanted);
-    return rec.cut_short(std::move(e), src_.position() + (avail ? avail->size() : 0));
-  };
+  auto cut = [&](Error e, std::size_t wanted) { return cut_within(rec, std::move(e), wanted); };
   std::uint32_t first = 0;
   std::size_t pages_done = 0;
   while (first < count) {
